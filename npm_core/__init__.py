@@ -1,0 +1,1 @@
+"""NPM Explorer core: data, models, training, fitting, mesh extraction, metrics. Never imports the viewer or polyscope."""

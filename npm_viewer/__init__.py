@@ -1,0 +1,1 @@
+"""NPM Explorer desktop app (Polyscope + ImGui)."""
