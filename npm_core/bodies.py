@@ -82,6 +82,8 @@ def anny_model():
     """The Anny model (float32, CPU), built once per process (first ever build: ~90 s)."""
     if "ANNY_CACHE_DIR" not in os.environ:
         os.environ["ANNY_CACHE_DIR"] = str(DEFAULT_CACHE / "anny")
+    import contextlib
+    import io
     import warnings
 
     import warp
@@ -91,7 +93,8 @@ def anny_model():
     import anny.paths
 
     anny.paths.set_anny_cache_path(os.environ["ANNY_CACHE_DIR"])
-    with warnings.catch_warnings():
+    # warp announces itself (and the missing CUDA driver) on stdout/stderr when anny inits it
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         model = anny.Anny()  # rig 'anny', 'local-ref' pose deltas, default phenotypes
     return model.to(torch.float32)
@@ -103,20 +106,28 @@ def faces() -> np.ndarray:
     return anny_model().faces.numpy().astype(np.int64)
 
 
-def check_phenotypes(phenotypes) -> np.ndarray:
-    """Validate phenotypes: a dict name -> value(s) or an array [B, 6] in PHENOTYPES order."""
-    if isinstance(phenotypes, dict):
-        unknown = sorted(set(phenotypes) - set(PHENOTYPES))
+def _named_array(values, names: list[str], default: float, what: str) -> np.ndarray:
+    """A dict name -> value(s), or an array [B, len(names)], as a finite float64 array [B, len(names)]."""
+    if isinstance(values, dict):
+        unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ValueError(f"unknown phenotype(s) {unknown}; expected some of {PHENOTYPES}")
-        cols = [np.atleast_1d(np.asarray(phenotypes.get(k, 0.5), dtype=np.float64)) for k in PHENOTYPES]
+            raise ValueError(f"unknown {what}(s) {unknown}; expected some of {names}")
+        cols = [np.atleast_1d(np.asarray(values.get(k, default), dtype=np.float64)) for k in names]
         n = max(len(c) for c in cols)
         arr = np.stack([np.broadcast_to(c, (n,)) for c in cols], 1)
     else:
-        arr = np.atleast_2d(np.asarray(phenotypes, dtype=np.float64))
-        if arr.shape[-1] != len(PHENOTYPES):
-            raise ValueError(f"phenotypes: expected [B, {len(PHENOTYPES)}] in order {PHENOTYPES}, got {arr.shape}")
-    bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
+        arr = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        if arr.shape[-1] != len(names):
+            raise ValueError(f"{what}s: expected [B, {len(names)}] in order {names}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what}s contain non-finite values")
+    return arr
+
+
+def check_phenotypes(phenotypes) -> np.ndarray:
+    """Validate phenotypes: a dict name -> value(s) (others 0.5) or an array [B, 6] in PHENOTYPES order."""
+    arr = _named_array(phenotypes, PHENOTYPES, 0.5, "phenotype")
+    bad = (arr < 0) | (arr > 1)
     if bad.any():
         b, j = np.argwhere(bad)[0]
         raise ValueError(f"phenotype '{PHENOTYPES[j]}' = {arr[b, j]} is outside [0, 1]")
@@ -124,21 +135,8 @@ def check_phenotypes(phenotypes) -> np.ndarray:
 
 
 def check_joint_angles(angles) -> np.ndarray:
-    """Validate poses: dict name -> degrees, or an array [B, J] in JOINT_NAMES order."""
-    if isinstance(angles, dict):
-        unknown = sorted(set(angles) - set(JOINT_NAMES))
-        if unknown:
-            raise ValueError(f"unknown joint(s) {unknown}; expected some of {JOINT_NAMES}")
-        cols = [np.atleast_1d(np.asarray(angles.get(k, 0.0), dtype=np.float64)) for k in JOINT_NAMES]
-        n = max(len(c) for c in cols)
-        arr = np.stack([np.broadcast_to(c, (n,)) for c in cols], 1)
-    else:
-        arr = np.atleast_2d(np.asarray(angles, dtype=np.float64))
-        if arr.shape[-1] != len(JOINT_NAMES):
-            raise ValueError(f"joint angles: expected [B, {len(JOINT_NAMES)}], got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("joint angles contain non-finite values")
-    return arr
+    """Validate poses: dict name -> degrees (others 0), or an array [B, J] in JOINT_NAMES order."""
+    return _named_array(angles, JOINT_NAMES, 0.0, "joint")
 
 
 def _axis_angle_rotations(angles_deg: np.ndarray, root_yaw_deg: np.ndarray | None) -> torch.Tensor:
