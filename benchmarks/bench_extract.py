@@ -1,0 +1,209 @@
+"""Mesh extraction benchmark: ours (torch marching cubes, narrow band) vs reference (skimage, dense).
+
+Prints markdown tables in one run:
+  1. dense marching cubes, ours vs skimage (method='lorensen'), 64^3 / 128^3 / 256^3;
+  2. narrow-band decoder evaluations as % of dense (N+1)^3 at N = 128, 256;
+  3. end-to-end extraction time, ours (narrow band + torch MC) vs reference (dense + skimage).
+Decoders: the analytic capsule body, a stand-in network (body SDF + 0.01 tanh(MLP 6x256 on a
+positional encoding), random weights: a trained checkpoint's size and cost, roughly an SDF),
+and a checkpoint's shape decoder with --checkpoint DIR (when npm_core.models can load one).
+
+    python benchmarks/bench_extract.py [--checkpoint DIR --index 0] [--full] [--out FILE]
+
+Without --full the reference's dense evaluation of a network decoder at 256 is estimated from
+its measured time at 128 scaled by the node count (marked "eval est."); skimage runs for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.measure import marching_cubes as sk_marching_cubes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from npm_core.mesh import analytic  # noqa: E402
+from npm_core.mesh.extract import DEFAULT_LIPSCHITZ, extract, extract_dense  # noqa: E402
+from npm_core.mesh.marching_cubes import marching_cubes_dense  # noqa: E402
+
+
+class StandIn(torch.nn.Module):
+    """Body SDF + 0.01 tanh(MLP(PE(x))): 6 hidden layers of 256, 4 octaves of PE. x: [N, 3] model units."""
+
+    def __init__(self, seed=0, width=256, depth=6, octaves=4):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.freqs = (2.0 ** torch.arange(octaves)) * math.pi
+        dims = [3 + 6 * octaves] + [width] * depth + [1]
+        self.mlp = torch.nn.Sequential()
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            self.mlp.append(torch.nn.Linear(a, b))
+            if i < len(dims) - 2:
+                self.mlp.append(torch.nn.Softplus(beta=100))
+        with torch.no_grad():  # unit output spread, so the perturbation is visible
+            x = torch.rand(4096, 3) - 0.5
+            self.mlp[-1].weight /= self.mlp(self._pe(x)).std()
+
+    def _pe(self, x):
+        xf = x[:, :, None] * self.freqs.to(x.device)
+        return torch.cat([x, xf.sin().flatten(1), xf.cos().flatten(1)], 1)
+
+    def forward(self, x):
+        return analytic.body(x) + 0.01 * torch.tanh(self.mlp(self._pe(x))).squeeze(-1)
+
+
+def load_shape_fn(checkpoint_dir, index=0):
+    """Shape decoder of training shape `index` in a checkpoint, as points [K, 3] -> SDF [K].
+
+    Imports npm_core.models lazily; returns None (with the reason) while that module offers
+    no `load_shape_fn(checkpoint_dir, index)` yet.
+    """
+    try:
+        from npm_core import models
+    except ImportError as e:
+        return None, f"npm_core.models not importable ({e})"
+    loader = getattr(models, "load_shape_fn", None)
+    if loader is None:
+        return None, "npm_core.models has no load_shape_fn(checkpoint_dir, index) yet"
+    return loader(checkpoint_dir, index), ""
+
+
+def median_ms(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def grid(fn, n):
+    g = torch.arange(n + 1).float() / n - 0.5
+    x = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    with torch.inference_mode():
+        return torch.cat([fn(c) for c in x.split(1 << 16)]).view(n + 1, n + 1, n + 1)
+
+
+def max_grad_norm(fn, n=200_000, seed=0):
+    """Largest |grad f| over uniform points and points near the zero set (a Lipschitz estimate)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, generator=g) - 0.5
+    with torch.no_grad():
+        near = x[fn(x).abs() < 0.02]
+    out = 0.0
+    for pts in (x, near):
+        for c in pts.split(1 << 15):
+            c = c.clone().requires_grad_()
+            (grad,) = torch.autograd.grad(fn(c).sum(), c)
+            out = max(out, grad.norm(dim=1).max().item())
+    return out
+
+
+def reference_extract(fn, n, estimate_from=None):
+    """The reference pipeline: dense evaluation + skimage marching cubes. Returns (seconds, note).
+
+    estimate_from=(n0, eval_seconds_n0): scale the measured dense evaluation time of grid n0
+    by the node count instead of evaluating (n+1)^3 points (skimage still runs for real).
+    """
+    if estimate_from is None:
+        t = time.perf_counter()
+        values = grid(fn, n).numpy()
+        t_eval = time.perf_counter() - t
+        note = ""
+    else:
+        n0, t0 = estimate_from
+        t_eval = t0 * ((n + 1) / (n0 + 1)) ** 3
+        values = grid(analytic.body, n).numpy()  # same surface size, cheap to make
+        note = " (eval est.)"
+    t = time.perf_counter()
+    sk_marching_cubes(values, 0.0, method="lorensen")
+    return t_eval + time.perf_counter() - t, t_eval, note
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--index", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--full", action="store_true", help="evaluate network decoders densely at 256 too (minutes)")
+    ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    command = "python " + " ".join(["benchmarks/bench_extract.py"] + sys.argv[1:])
+    lines = [f"`{command}`", "",
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; medians of {args.repeats} runs", ""]
+
+    def emit(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    emit("## Dense marching cubes (capsule body SDF grid), ours vs skimage lorensen")
+    emit()
+    emit("| grid | ours ms | skimage ms | speed-up | same verts/faces |")
+    emit("|---|---|---|---|---|")
+    for n in (64, 128, 256):
+        values = grid(analytic.body, n - 1)  # n^3 nodes
+        v, f = marching_cubes_dense(values)
+        sv, sf, _, _ = sk_marching_cubes(values.numpy(), 0.0, method="lorensen")
+        same = v.shape == sv.shape and f.shape == sf.shape
+        ours = median_ms(lambda: marching_cubes_dense(values), args.repeats)
+        ref = median_ms(lambda: sk_marching_cubes(values.numpy(), 0.0, method="lorensen"), max(3, args.repeats // 2))
+        emit(f"| {n}^3 | {ours:.1f} | {ref:.1f} | {ref / ours:.2f}x | {same} |")
+
+    decoders = [
+        ("capsule body (analytic)", analytic.body),
+        ("stand-in 6x256 MLP + PE (random, not trained)", StandIn().eval()),
+    ]
+    if args.checkpoint:
+        fn, why = load_shape_fn(args.checkpoint, args.index)
+        if fn is None:
+            emit()
+            emit(f"checkpoint rows skipped: {why}")
+        else:
+            decoders.append((f"checkpoint {Path(args.checkpoint).name} shape {args.index}", fn))
+
+    emit()
+    emit("## Narrow band: decoder evaluations as % of dense (N+1)^3 (mesh identical to dense)")
+    emit()
+    emit("| decoder | max grad norm | N | L | method | evaluations | % of dense | identical to dense |")
+    emit("|---|---|---|---|---|---|---|---|")
+    for name, fn in decoders:
+        lip = max_grad_norm(fn)
+        for n in (128, 256):
+            dense = extract_dense(fn, n) if n == 128 else None
+            for L in (1.0, DEFAULT_LIPSCHITZ):
+                r = extract(fn, n, lipschitz=L)
+                same = "-"
+                if dense is not None:
+                    same = torch.equal(r.vertices, dense.vertices) and torch.equal(r.faces, dense.faces)
+                emit(f"| {name} | {lip:.2f} | {n} | {L:g} | {r.method} | {r.n_evaluations} | "
+                     f"{100 * r.n_evaluations / (n + 1) ** 3:.2f}% | {same} |")
+
+    emit()
+    emit(f"## End to end: ours (narrow band L={DEFAULT_LIPSCHITZ:g} + torch MC) vs reference (dense eval + skimage)")
+    emit()
+    emit("| decoder | N | ours s | reference s | speed-up |")
+    emit("|---|---|---|---|---|")
+    for name, fn in decoders:
+        measured = None
+        for n in (128, 256):
+            ours = min(extract(fn, n).seconds for _ in range(2))
+            slow = not isinstance(fn, type(analytic.body)) and n > 128 and not args.full
+            ref, t_eval, note = reference_extract(fn, n, measured if slow else None)
+            measured = measured or (n, t_eval)
+            emit(f"| {name} | {n} | {ours:.2f} | {ref:.2f}{note} | {ref / ours:.1f}x |")
+
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
