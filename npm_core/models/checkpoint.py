@@ -1,0 +1,255 @@
+"""Checkpoint directory I/O: the ONE module that knows the layout of `checkpoints/<name>/`.
+
+    config.yaml         {"model": ModelConfig, "train_shape": {...}, "train_pose": {...}, + extra sections}
+    shape.pt            {"format", "stage": "shape", "decoder": state dict, "codes": [I, Ds]}
+    pose.pt             {"format", "stage": "pose",  "decoder": state dict, "codes": [T, Dp]}
+    meta.yaml           {"shape": {"codes": [{id, phenotypes...}], "metrics", "training_s", "epochs"},
+                         "pose":  {"codes": [{motion, frame, shape_index...}], ...}, "versions"}
+    train_<stage>.state.pt   resumable training state (model, codes, optimiser, epoch, rng, history)
+    progress.jsonl      one JSON line per progress event (the viewer's Train panel tails it)
+
+Every file is written atomically (temp file in the same directory + os.replace), so a killed
+process leaves the previous version intact. Tensors are read with torch.load(weights_only=True).
+A missing directory/file, a truncated file or a state dict that does not fit the config raises
+CheckpointError naming the file and what was expected.
+
+Must not: train, or build paths of other directories (fit results belong to fit.py).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from ..config import ConfigError, from_dict, to_dict, write_text_atomic
+from .decoders import ModelConfig, PoseDecoder, ShapeDecoder
+
+FORMAT = 1
+STAGES = ("shape", "pose")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory or file that is missing, damaged or does not match its config."""
+
+
+def config_path(d) -> Path:
+    return Path(d) / "config.yaml"
+
+
+def meta_path(d) -> Path:
+    return Path(d) / "meta.yaml"
+
+
+def stage_path(d, stage: str) -> Path:
+    _check_stage(stage)
+    return Path(d) / f"{stage}.pt"
+
+
+def train_state_path(d, stage: str) -> Path:
+    _check_stage(stage)
+    return Path(d) / f"train_{stage}.state.pt"
+
+
+def progress_path(d) -> Path:
+    return Path(d) / "progress.jsonl"
+
+
+def _check_stage(stage):
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+
+
+# --------------------------------------------------------------------- low level
+
+
+def torch_save_atomic(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def torch_load(path: Path, what: str) -> dict:
+    """torch.load(weights_only=True) with errors that name the file and `what` it should hold."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found (expected {what})")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, bad pickle, ...
+        raise CheckpointError(f"{path}: cannot be read as a torch file holding {what} "
+                              f"(truncated or corrupted? {type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict holding {what}, got {type(obj).__name__}")
+    return obj
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found (expected {what})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a mapping ({what})")
+    return data
+
+
+def versions() -> dict:
+    import numpy
+
+    try:
+        from importlib.metadata import version
+
+        ours = version("npm-explorer")
+    except Exception:
+        ours = "unknown"
+    return {"npm_explorer": ours, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
+            "python": platform.python_version()}
+
+
+# --------------------------------------------------------------------- writing
+
+
+def save_config(d, model_cfg: ModelConfig, sections: dict[str, Any] | None = None) -> None:
+    """config.yaml: the model config plus named sections (training configs, data config)."""
+    path = config_path(d)
+    old = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    data = {**(old or {}), "model": to_dict(model_cfg)}
+    for k, v in (sections or {}).items():
+        data[k] = v if isinstance(v, dict) else to_dict(v)
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def save_stage(d, stage: str, decoder: torch.nn.Module, codes: torch.Tensor, model_cfg: ModelConfig,
+               sections: dict[str, Any] | None = None, code_labels: list[dict] | None = None,
+               metrics: dict | None = None, training_s: float | None = None, extra_meta: dict | None = None) -> Path:
+    """Write <d>/<stage>.pt (decoder state dict + codes [K, D]), update config.yaml and meta.yaml.
+
+    code_labels: one dict per code row (shape: identity id + phenotypes; pose: motion, frame,
+    shape_index), stored in meta.yaml."""
+    d = Path(d)
+    if code_labels is not None and len(code_labels) != len(codes):
+        raise ValueError(f"{len(code_labels)} code labels for {len(codes)} {stage} codes")
+    state = {k: v.detach().cpu() for k, v in decoder.state_dict().items()}
+    torch_save_atomic({"format": FORMAT, "stage": stage, "decoder": state, "codes": codes.detach().cpu().clone()},
+                      stage_path(d, stage))
+    save_config(d, model_cfg, sections)
+    meta = yaml.safe_load(meta_path(d).read_text()) if meta_path(d).is_file() else {}
+    meta = meta or {}
+    entry = {"num_codes": int(len(codes)), "code_dim": int(codes.shape[1])}
+    if code_labels is not None:
+        entry["codes"] = code_labels
+    if metrics is not None:
+        entry["metrics"] = metrics
+    if training_s is not None:
+        entry["training_s"] = round(float(training_s), 1)
+    entry.update(extra_meta or {})
+    meta[stage] = entry
+    meta["versions"] = versions()
+    write_text_atomic(meta_path(d), yaml.safe_dump(meta, sort_keys=False))
+    return stage_path(d, stage)
+
+
+def save_train_state(d, stage: str, state: dict) -> None:
+    torch_save_atomic({"format": FORMAT, "stage": stage, **state}, train_state_path(d, stage))
+
+
+def load_train_state(d, stage: str) -> dict | None:
+    """The resumable training state of `stage`, or None when there is none."""
+    path = train_state_path(d, stage)
+    if not path.exists():
+        return None
+    state = torch_load(path, f"the {stage} training state (delete it to start this stage over)")
+    if state.get("stage") != stage or "epoch" not in state:
+        raise CheckpointError(f"{path}: not a {stage} training state (keys {sorted(state)})")
+    return state
+
+
+# --------------------------------------------------------------------- reading
+
+
+@dataclass
+class LoadedModel:
+    """A trained NPM: decoders in eval mode, codes, and what made them."""
+
+    config: ModelConfig
+    shape_decoder: ShapeDecoder
+    shape_codes: torch.Tensor  # [I, Ds]
+    pose_decoder: PoseDecoder | None = None  # None if pose.pt is absent
+    pose_codes: torch.Tensor | None = None  # [T, Dp]
+    meta: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)  # config.yaml sections other than "model"
+    path: Path | None = None
+
+
+def load_model_config(d) -> tuple[ModelConfig, dict]:
+    d = Path(d)
+    if not d.is_dir():
+        raise CheckpointError(f"{d}: checkpoint directory not found")
+    data = _read_yaml(config_path(d), "the checkpoint config with a 'model' section")
+    if "model" not in data:
+        raise CheckpointError(f"{config_path(d)}: no 'model' section")
+    try:
+        cfg = from_dict(ModelConfig, data["model"], f"{config_path(d)} model")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    return cfg, {k: v for k, v in data.items() if k != "model"}
+
+
+def _load_stage(d, stage: str, decoder: torch.nn.Module, cfg_text: str) -> torch.Tensor:
+    path = stage_path(d, stage)
+    obj = torch_load(path, f"the {stage} decoder state dict and codes")
+    if obj.get("stage") != stage or "decoder" not in obj or "codes" not in obj:
+        raise CheckpointError(f"{path}: expected keys stage='{stage}', decoder, codes; got {sorted(obj)}")
+    try:
+        decoder.load_state_dict(obj["decoder"], strict=True)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:400]
+        raise CheckpointError(f"{path}: {stage} decoder weights do not match config.yaml ({cfg_text}): {first}") from None
+    codes = obj["codes"]
+    want = decoder.cfg.code_dim
+    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[1] != want:
+        raise CheckpointError(f"{path}: expected {stage} codes [K, {want}], got "
+                              f"{tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
+    return codes.float()
+
+
+def load_model(d, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load checkpoints/<name>/: config, shape decoder + codes, pose decoder + codes if present, meta."""
+    d = Path(d)
+    cfg, sections = load_model_config(d)
+    meta = _read_yaml(meta_path(d), "checkpoint metadata") if meta_path(d).exists() else {}
+    shape = ShapeDecoder(cfg.shape)
+    shape_codes = _load_stage(d, "shape", shape, f"shape {cfg.shape}")
+    pose = pose_codes = None
+    if stage_path(d, "pose").exists():
+        pose = PoseDecoder(cfg.pose, cfg.shape.code_dim)
+        pose_codes = _load_stage(d, "pose", pose, f"pose {cfg.pose}").to(device)
+        pose = pose.to(device).eval()
+    return LoadedModel(cfg, shape.to(device).eval(), shape_codes.to(device), pose, pose_codes, meta, sections, d)
+
+
+def load_shape_fn(d, index: int = 0, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """points [N, 3] canonical -> SDF [N] of training shape `index` (for mesh extraction)."""
+    m = load_model(d, device)
+    if not 0 <= index < len(m.shape_codes):
+        raise CheckpointError(f"{stage_path(d, 'shape')}: shape index {index} out of range [0, {len(m.shape_codes)})")
+    return m.shape_decoder.sdf_fn(m.shape_codes[index])

@@ -1,0 +1,189 @@
+"""The two NPM networks: shape decoder f_s(s, x) -> SDF and pose decoder f_p(s, p, x) -> dx.
+
+DeepSDF-style MLPs (NPMs, REFERENCE.md "Networks"): input [codes, PE(x)], `depth` hidden
+layers of `width` with ReLU and weight norm, the input concatenated again before layer
+`skip` (layer skip-1 outputs width - input width), then a plain linear output: 1 value +
+tanh (SDF) or 3 values (displacement, canonical -> posed, model units).
+
+The code part of the first layer (and of the skip layer) does not depend on x, so it is
+computed once per code, not once per point: the first/skip weights are split into code
+columns and the rest, and W_code @ code enters as a per-code bias. `forward` (training,
+batched codes) and `sdf_fn` / `displacement_fn` (mesh extraction and posing: one code, many
+points, weights resolved once) share that path; tests pin it against a plain concatenation.
+
+Presets (ModelConfig): `paper` = the reference sizes; `fast` = ours (the default), sized so that
+a stage trains in about an hour on 2 CPU cores. Chosen by measuring training throughput with
+benchmarks/bench_train.py --candidates (torch 2.13 CPU, 2 threads, torch.mm ~105 GFLOP/s;
+points/s through npm_core.train, batch 4 x 8192; results/train_cpu.md):
+  shape 8x512, code 256, PE 8 (paper)   ~ 9.7k pts/s
+  shape 5x384, code 128, PE 6           ~ 30k
+  shape 6x256, code 128, PE 6           ~ 40k
+  shape 6x256, code 64,  PE 6           ~ 39k   <- fast (code size is nearly free: its part is per code)
+  shape 5x256 / 4x256, code 64          ~ 47k / 58k
+  shape 6x192, code 64                  ~ 81k   (cheapest; less capacity - a candidate if 1 h is too long)
+  pose 8x1024, code 256 (paper)         ~ 2.9k
+  pose 6x384, codes 64+128              ~ 23k
+  pose 6x256, codes 64+128, PE 6        ~ 43k   <- fast
+6x256 is the widest net that keeps a stage near an hour on the default data (shape: 256 identities
+x 4096 points x 120 epochs: 0.8-1.0 h at 37-41k pts/s in the real loop; pose: 5592 frames x 512
+points x 60 epochs: 0.8-1.0 h at 48-63k pts/s; runs vary +-20% on this shared machine). PE 6 frequencies (finest period 2/2^5 = 0.0625 model units,
+~16 cm) instead of 8: a choice for a smaller net, not yet compared for quality on trained bodies.
+
+Must not: know file layouts (checkpoint.py does) or training (train.py does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+@dataclass
+class DecoderConfig:
+    width: int = 256
+    depth: int = 6  # hidden layers
+    code_dim: int = 64  # this decoder's own code (shape code / pose code)
+    pe_freqs: int = 6  # NeRF frequencies 2^0 .. 2^(pe_freqs-1)
+    skip: int = 3  # input concatenated again before hidden layer `skip` (0-based); 0 = none
+
+    @property
+    def pe_dim(self) -> int:
+        return 3 + 6 * self.pe_freqs
+
+
+@dataclass
+class ModelConfig:
+    shape: DecoderConfig = field(default_factory=DecoderConfig)
+    pose: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+def model_preset(name: str) -> ModelConfig:
+    """`paper` (reference sizes) or `fast` (ours, the default)."""
+    if name == "paper":
+        return ModelConfig(DecoderConfig(512, 8, 256, 8, 4), DecoderConfig(1024, 8, 256, 8, 4))
+    if name == "fast":
+        return ModelConfig(DecoderConfig(256, 6, 64, 6, 3), DecoderConfig(256, 6, 128, 6, 3))
+    raise ValueError(f"unknown model preset {name!r}; expected 'paper' or 'fast'")
+
+
+def positional_encoding(x: torch.Tensor, n_freq: int) -> torch.Tensor:
+    """x [..., 3] model units -> [..., 3 + 6 n_freq]: [pi x, sin(2^k pi x), cos(2^k pi x)], k < n_freq."""
+    px = math.pi * x
+    f = px[..., None] * (2.0 ** torch.arange(n_freq, device=x.device, dtype=x.dtype))  # [..., 3, n_freq]
+    return torch.cat([px, f.sin().flatten(-2), f.cos().flatten(-2)], -1)
+
+
+class _CodeMLP(nn.Module):
+    """MLP on [code, PE(x)] with a skip connection; code terms computed once per code."""
+
+    def __init__(self, cfg: DecoderConfig, code_dim: int, out_dim: int):
+        super().__init__()
+        if not 0 <= cfg.skip < cfg.depth:
+            raise ValueError(f"skip layer {cfg.skip} must be in [0, depth={cfg.depth})")
+        self.cfg, self.code_dim = cfg, code_dim
+        self.in_dim = code_dim + cfg.pe_dim
+        if cfg.skip and cfg.width <= self.in_dim:
+            raise ValueError(f"width {cfg.width} must exceed the input width {self.in_dim} for the skip")
+        layers = []
+        for i in range(cfg.depth):
+            d_in = self.in_dim if i == 0 else cfg.width
+            d_out = cfg.width - self.in_dim if (cfg.skip and i == cfg.skip - 1) else cfg.width
+            layers.append(weight_norm(nn.Linear(d_in, d_out)))
+        self.layers = nn.ModuleList(layers)
+        self.out = nn.Linear(cfg.width, out_dim)
+
+    def _weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Effective (weight, bias) per hidden layer (weight norm resolved) + output layer."""
+        return [(l.weight, l.bias) for l in self.layers] + [(self.out.weight, self.out.bias)]
+
+    def _code_terms(self, weights, code: torch.Tensor):
+        """code [..., Dc] -> the code columns' contribution (+ bias) at layer 0 and at the skip layer."""
+        D = self.code_dim
+        W0, b0 = weights[0]
+        t0 = F.linear(code, W0[:, :D], b0)
+        if not self.cfg.skip:
+            return t0, None
+        Ws, bs = weights[self.cfg.skip]
+        h = Ws.shape[1] - self.in_dim  # the skip layer's input is [h, code, PE(x)]
+        return t0, F.linear(code, Ws[:, h : h + D], bs)
+
+    def _run(self, weights, terms, pe: torch.Tensor) -> torch.Tensor:
+        """pe [..., P] -> raw output [..., out]; `terms` from _code_terms, broadcastable over points."""
+        D, t0, ts = self.code_dim, terms[0], terms[1]
+        W, _ = weights[0]
+        x = torch.relu(F.linear(pe, W[:, D:]) + t0)
+        for i in range(1, self.cfg.depth):
+            W, b = weights[i]
+            if self.cfg.skip and i == self.cfg.skip:
+                h = W.shape[1] - self.in_dim
+                x = torch.relu(F.linear(x, W[:, :h]) + F.linear(pe, W[:, h + D :]) + ts)
+            else:
+                x = torch.relu(F.linear(x, W, b))
+        W, b = weights[-1]
+        return F.linear(x, W, b)
+
+    def _forward(self, code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """code [B, Dc]; x [B, N, 3] -> [B, N, out]."""
+        w = self._weights()
+        t0, ts = self._code_terms(w, code)
+        return self._run(w, (t0[:, None], None if ts is None else ts[:, None]), positional_encoding(x, self.cfg.pe_freqs))
+
+    def _fn(self, code: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """code [Dc] -> callable x [N, 3] -> [N, out], weights and code terms computed once."""
+        w = [(W.detach(), b.detach()) for W, b in self._weights()]
+        terms = self._code_terms(w, code.detach())
+        pe_freqs = self.cfg.pe_freqs
+        return lambda x: self._run(w, terms, positional_encoding(x, pe_freqs))
+
+
+class ShapeDecoder(_CodeMLP):
+    """f_s(s, x) -> SDF in (-1, 1) (tanh), negative inside; x canonical, model units."""
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__(cfg, cfg.code_dim, 1)
+
+    def forward(self, shape_code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """shape_code [B, Ds]; x [B, N, 3] canonical -> sdf [B, N]."""
+        return torch.tanh(self._forward(shape_code, x))[..., 0]
+
+    def sdf_fn(self, shape_code: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """shape_code [Ds] -> callable points [N, 3] canonical -> sdf [N] (for mesh extraction)."""
+        f = self._fn(shape_code)
+        return lambda x: torch.tanh(f(x))[..., 0]
+
+
+class PoseDecoder(_CodeMLP):
+    """f_p(s, p, x) -> dx [.., 3]: canonical point x moves to x + dx in pose p (model units)."""
+
+    def __init__(self, cfg: DecoderConfig, shape_code_dim: int):
+        super().__init__(cfg, shape_code_dim + cfg.code_dim, 3)
+        self.shape_code_dim = shape_code_dim
+
+    def forward(self, shape_code: torch.Tensor, pose_code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """shape_code [B, Ds]; pose_code [B, Dp]; x [B, N, 3] canonical -> dx [B, N, 3]."""
+        return self._forward(torch.cat([shape_code, pose_code], -1), x)
+
+    def displacement_fn(self, shape_code: torch.Tensor, pose_code: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """shape_code [Ds], pose_code [Dp] -> callable points [N, 3] canonical -> dx [N, 3]."""
+        return self._fn(torch.cat([shape_code, pose_code], -1))
+
+
+def build_decoders(cfg: ModelConfig) -> tuple[ShapeDecoder, PoseDecoder]:
+    return ShapeDecoder(cfg.shape), PoseDecoder(cfg.pose, cfg.shape.code_dim)
+
+
+def decoder_flops_per_point(dec: _CodeMLP) -> int:
+    """Multiply-adds x 2 per point of the per-point part (code columns excluded: they are per code)."""
+    total = 0
+    for i, (W, _) in enumerate(dec._weights()):
+        cols = W.shape[1]
+        if i == 0 or (dec.cfg.skip and i == dec.cfg.skip):
+            cols -= dec.code_dim
+        total += 2 * W.shape[0] * cols
+    return total

@@ -1,0 +1,322 @@
+"""Auto-decoder training of an NPM (NPMs section 3.2): the shape stage, then the pose stage.
+
+Shape stage: one learned code s_i per training identity, and f_s(s_i, x) fitted to SDF samples
+    L = | clamp(f_s(s_i, x), +-c) - clamp(sdf, +-c) |  +  w * min(1, epoch / ramp) * mean(s_i^2)
+with points drawn per step: 70% from the near-surface columns, 30% uniform in the cube.
+Pose stage: shape decoder and shape codes frozen; one code p_t per training frame, and
+    L = mean ||x + f_p(s_i(t), p_t, x) - y||^2 / 2  +  w * min(1, epoch / ramp) * mean(p_t^2)
+over flow pairs (canonical x -> posed y), half from each sigma set.
+Both: Adam with two parameter groups (network, codes), lr x decay every `lr_decay_every` epochs,
+codes initialised N(0, (1/D)^2). Presets: `paper` (REFERENCE.md) and `fast` (ours, the default,
+sized for about an hour per stage on 2 CPU cores; numbers in models/decoders.py).
+
+Resumable: after every `checkpoint_every_epochs` epochs the whole training state (network,
+codes, optimiser, epoch, sampling RNG, loss history, time) is written atomically to the
+checkpoint directory, so a SIGKILL loses at most that many epochs and the same call resumes.
+Seeded and deterministic on CPU: the same seed gives the same losses, resumed or not.
+Progress: `progress(ProgressEvent)` callbacks, and the same events in <out_dir>/progress.jsonl.
+
+Must not: know file names (models/checkpoint.py does) or build data (data/ does).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import to_dict
+from .data.samples import FlowSamples, ShapeSamples
+from .models import checkpoint as ckpt
+from .models.decoders import ModelConfig, PoseDecoder, ShapeDecoder, model_preset
+from .progress import JsonlLog, ProgressEvent, ProgressFn
+
+
+@dataclass
+class TrainShapeConfig:
+    epochs: int = 120  # one epoch = every training identity once
+    batch_shapes: int = 8
+    points_per_shape: int = 4096
+    near_fraction: float = 0.7
+    lr_net: float = 1e-3
+    lr_codes: float = 1e-2
+    lr_decay: float = 0.5
+    lr_decay_every: int = 40  # epochs
+    clamp: float = 0.1  # model units
+    prior_weight: float = 1e-4
+    prior_ramp_epochs: int = 20
+    seed: int = 0
+    checkpoint_every_epochs: int = 1
+    log_every_s: float = 2.0
+    device: str = "cpu"
+
+
+@dataclass
+class TrainPoseConfig:
+    epochs: int = 60  # one epoch = every training frame once
+    batch_frames: int = 16
+    points_per_frame: int = 512
+    lr_net: float = 1e-3
+    lr_codes: float = 1e-2
+    lr_decay: float = 0.5
+    lr_decay_every: int = 20
+    prior_weight: float = 1e-4
+    prior_ramp_epochs: int = 10
+    seed: int = 0
+    checkpoint_every_epochs: int = 1
+    log_every_s: float = 2.0
+    device: str = "cpu"
+
+
+def shape_preset(name: str) -> TrainShapeConfig:
+    if name == "paper":
+        return TrainShapeConfig(epochs=4000, batch_shapes=4, points_per_shape=50_000, lr_net=5e-4, lr_codes=1e-3,
+                                lr_decay_every=500, prior_ramp_epochs=100)
+    if name == "fast":
+        return TrainShapeConfig()
+    raise ValueError(f"unknown training preset {name!r}; expected 'paper' or 'fast'")
+
+
+def pose_preset(name: str) -> TrainPoseConfig:
+    if name == "paper":
+        return TrainPoseConfig(epochs=200, batch_frames=2, points_per_frame=50_000, lr_net=5e-4, lr_codes=1e-3,
+                               lr_decay_every=30, prior_ramp_epochs=100)
+    if name == "fast":
+        return TrainPoseConfig()
+    raise ValueError(f"unknown training preset {name!r}; expected 'paper' or 'fast'")
+
+
+@dataclass
+class TrainResult:
+    decoder: nn.Module
+    codes: torch.Tensor  # [K, D]
+    history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "lr_net", losses...}
+    seconds: float = 0.0  # training time over all sessions
+    resumed_from_epoch: int = 0  # 0 = started fresh
+
+
+# ------------------------------------------------------------------ shape stage
+
+
+def train_shape(samples: ShapeSamples, cfg: TrainShapeConfig | None = None, model_cfg: ModelConfig | None = None,
+                out_dir=None, progress: ProgressFn | None = None, resume: bool = True,
+                code_labels: list[dict] | None = None, sections: dict | None = None) -> TrainResult:
+    """Train f_s and one code per identity on `samples` (points [I, N, 3] canonical, sdf [I, N]).
+
+    Writes <out_dir>/shape.pt (+ config.yaml, meta.yaml) at the end; resumes from the training
+    state in out_dir when `resume`. code_labels: one dict per identity for meta.yaml;
+    sections: extra config.yaml sections (e.g. {"data": DataConfig})."""
+    cfg, model_cfg = cfg or TrainShapeConfig(), model_cfg or model_preset("fast")
+    dev = torch.device(cfg.device)
+    I, N, D = samples.num_shapes, samples.points.shape[1], model_cfg.shape.code_dim
+
+    # model and codes: default PyTorch init, codes ~ N(0, (1/D)^2)
+    torch.manual_seed(cfg.seed)
+    decoder = ShapeDecoder(model_cfg.shape).to(dev)
+    codes = nn.Parameter((torch.randn(I, D) / D).to(dev))
+    opt = torch.optim.Adam([{"params": decoder.parameters(), "lr": cfg.lr_net},
+                            {"params": [codes], "lr": cfg.lr_codes}])
+    gen = torch.Generator().manual_seed(cfg.seed)  # drives all sampling (CPU, so runs are reproducible)
+    run = _Run("shape", out_dir, cfg, model_cfg, progress, steps_per_epoch=math.ceil(I / cfg.batch_shapes))
+    run.restore(resume, decoder, codes, opt, gen)
+
+    points, sdf = samples.points.to(dev), samples.sdf.to(dev)
+    n_near = samples.n_near
+    k_near = round(cfg.points_per_shape * cfg.near_fraction) if 0 < n_near < N else (cfg.points_per_shape if n_near else 0)
+    k_unif = cfg.points_per_shape - k_near
+    c = cfg.clamp
+    for epoch in range(run.epoch, cfg.epochs):
+        for g, lr in zip(opt.param_groups, (cfg.lr_net, cfg.lr_codes)):
+            g["lr"] = lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
+        prior_w = cfg.prior_weight * min(1.0, epoch / cfg.prior_ramp_epochs) if cfg.prior_ramp_epochs else cfg.prior_weight
+        for batch in torch.randperm(I, generator=gen).split(cfg.batch_shapes):
+            # K points per shape: near-surface columns [:n_near], uniform columns [n_near:]
+            cols = torch.cat([torch.randint(0, n_near, (len(batch), k_near), generator=gen),
+                              torch.randint(n_near, N, (len(batch), k_unif), generator=gen)], 1).to(dev)
+            b = batch.to(dev)
+            x = torch.gather(points[b], 1, cols[..., None].expand(-1, -1, 3))  # [B, K, 3] canonical
+            y = torch.gather(sdf[b], 1, cols)  # [B, K]
+
+            pred = decoder(codes[b], x)
+            loss_sdf = (pred.clamp(-c, c) - y.clamp(-c, c)).abs().mean()
+            loss_prior = prior_w * codes[b].square().mean()
+            loss = loss_sdf + loss_prior
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            run.step(len(batch) * cfg.points_per_shape, {"total": loss.item(), "sdf": loss_sdf.item(), "prior": loss_prior.item()})
+        run.end_epoch(epoch, opt, decoder, codes, gen)
+
+    return run.finish(decoder, codes, code_labels, sections,
+                      metrics={"sdf_l1_last_epoch": run.last("sdf")})
+
+
+# ------------------------------------------------------------------- pose stage
+
+
+def train_pose(flow: FlowSamples, shape_decoder: ShapeDecoder | None, shape_codes: torch.Tensor,
+               cfg: TrainPoseConfig | None = None, model_cfg: ModelConfig | None = None, out_dir=None,
+               progress: ProgressFn | None = None, resume: bool = True,
+               code_labels: list[dict] | None = None, sections: dict | None = None) -> TrainResult:
+    """Train f_p and one code per frame on flow pairs; shape codes [I, Ds] (rows = flow.frame_shape) frozen.
+
+    The shape decoder is frozen and not needed by the flow loss (it may be None); it is part
+    of the signature so a caller hands the pose stage the whole trained shape model."""
+    cfg, model_cfg = cfg or TrainPoseConfig(), model_cfg or model_preset("fast")
+    dev = torch.device(cfg.device)
+    T, D = flow.num_frames, model_cfg.pose.code_dim
+    if shape_codes.shape[1] != model_cfg.shape.code_dim:
+        raise ValueError(f"shape codes have {shape_codes.shape[1]} dims, the model config says {model_cfg.shape.code_dim}")
+    if shape_decoder is not None:
+        shape_decoder.requires_grad_(False)
+    shape_codes = shape_codes.detach().to(dev)
+
+    torch.manual_seed(cfg.seed)
+    decoder = PoseDecoder(model_cfg.pose, model_cfg.shape.code_dim).to(dev)
+    codes = nn.Parameter((torch.randn(T, D) / D).to(dev))
+    opt = torch.optim.Adam([{"params": decoder.parameters(), "lr": cfg.lr_net},
+                            {"params": [codes], "lr": cfg.lr_codes}])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    run = _Run("pose", out_dir, cfg, model_cfg, progress, steps_per_epoch=math.ceil(T / cfg.batch_frames))
+    run.restore(resume, decoder, codes, opt, gen)
+
+    # flow samples split by sigma set; each step draws the same number from every set
+    sets = [torch.nonzero(flow.sigma_index == k)[:, 0] for k in torch.unique(flow.sigma_index)]
+    per_set = [cfg.points_per_frame // len(sets)] * len(sets)
+    per_set[0] += cfg.points_per_frame - sum(per_set)
+    frame_shape = flow.frame_shape.to(dev)
+    for epoch in range(run.epoch, cfg.epochs):
+        for g, lr in zip(opt.param_groups, (cfg.lr_net, cfg.lr_codes)):
+            g["lr"] = lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
+        prior_w = cfg.prior_weight * min(1.0, epoch / cfg.prior_ramp_epochs) if cfg.prior_ramp_epochs else cfg.prior_weight
+        for frames in torch.randperm(T, generator=gen).split(cfg.batch_frames):
+            idx = torch.cat([s[torch.randint(0, len(s), (len(frames), k), generator=gen)] for s, k in zip(sets, per_set)], 1)
+            x, y = flow.pairs(frames, idx)  # [B, K, 3] canonical -> posed
+            x, y, f = x.to(dev), y.to(dev), frames.to(dev)
+
+            dx = decoder(shape_codes[frame_shape[f]], codes[f], x)
+            sq = (x + dx - y).square().sum(-1)  # [B, K]
+            loss_flow = (sq / 2).mean()
+            loss_prior = prior_w * codes[f].square().mean()
+            loss = loss_flow + loss_prior
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            run.step(len(frames) * cfg.points_per_frame,
+                     {"total": loss.item(), "flow": loss_flow.item(), "prior": loss_prior.item(),
+                      "epe": sq.detach().sqrt().mean().item()})
+        run.end_epoch(epoch, opt, decoder, codes, gen)
+
+    return run.finish(decoder, codes, code_labels, sections,
+                      metrics={"flow_loss_last_epoch": run.last("flow"), "epe_last_epoch": run.last("epe")})
+
+
+# ----------------------------------------------------- bookkeeping (state, progress)
+
+
+_NOT_COMPARED = {"epochs", "checkpoint_every_epochs", "log_every_s", "device"}  # may change between resumes
+
+
+class _Run:
+    """Epoch counter, loss history, timing, progress events and the resumable state of one stage."""
+
+    def __init__(self, stage, out_dir, cfg, model_cfg, progress, steps_per_epoch):
+        self.stage, self.cfg, self.model_cfg = stage, cfg, model_cfg
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.callbacks = [c for c in (progress, JsonlLog(ckpt.progress_path(self.out)) if self.out else None) if c]
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch, self.global_step, self.history, self.prior_seconds, self.resumed_from = 0, 0, [], 0.0, 0
+        self.sums, self.count = {}, 0
+        self.t0 = self.t_log = time.time()
+        self.steps_here = self.samples_window = self.samples_epoch = 0
+        self.t_epoch = self.t0
+
+    def _state_cfg(self):
+        d = to_dict(self.cfg)
+        return {k: v for k, v in d.items() if k not in _NOT_COMPARED}
+
+    def restore(self, resume, decoder, codes, opt, gen):
+        state = ckpt.load_train_state(self.out, self.stage) if (resume and self.out) else None
+        kind = "start"
+        if state is not None:
+            path = ckpt.train_state_path(self.out, self.stage)
+            if state["train_config"] != self._state_cfg() or state["model_config"] != to_dict(self.model_cfg):
+                raise ckpt.CheckpointError(f"{path}: saved by a run with another config; resume with the same config "
+                                           f"or delete it to start over (saved {state['train_config']}, "
+                                           f"model {state['model_config']})")
+            try:
+                decoder.load_state_dict(state["decoder"])
+                with torch.no_grad():
+                    codes.copy_(state["codes"])
+                opt.load_state_dict(state["optimizer"])
+            except (RuntimeError, KeyError, ValueError) as e:
+                raise ckpt.CheckpointError(f"{path}: does not match this model ({str(e)[:300]})") from None
+            gen.set_state(state["rng"])
+            self.epoch, self.global_step = int(state["epoch"]), int(state["step"])
+            self.history, self.prior_seconds = list(state["history"]), float(state["seconds"])
+            self.resumed_from, kind = self.epoch, "resume"
+        self.emit(kind)
+
+    def step(self, n_samples, losses):
+        self.global_step += 1
+        self.steps_here += 1
+        self.samples_window += n_samples
+        self.samples_epoch += n_samples
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+        now = time.time()
+        if now - self.t_log >= self.cfg.log_every_s:
+            self.emit("step", losses, self.samples_window / (now - self.t_log))
+            self.t_log, self.samples_window = now, 0
+
+    def end_epoch(self, epoch, opt, decoder, codes, gen):
+        self.epoch = epoch + 1
+        row = {"epoch": self.epoch, "lr_net": opt.param_groups[0]["lr"], **{k: v / self.count for k, v in self.sums.items()}}
+        self.history.append(row)
+        self.sums, self.count = {}, 0
+        print(f"{self.stage} epoch {self.epoch}/{self.cfg.epochs} "
+              + " ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "epoch")
+              + f" | {self.samples_epoch / max(time.time() - self.t_epoch, 1e-9):.0f} points/s", flush=True)
+        last = self.epoch == self.cfg.epochs
+        if self.out and (last or self.epoch % self.cfg.checkpoint_every_epochs == 0):
+            ckpt.save_train_state(self.out, self.stage, {
+                "epoch": self.epoch, "step": self.global_step, "decoder": decoder.state_dict(),
+                "codes": codes.detach().cpu(), "optimizer": opt.state_dict(), "rng": gen.get_state(),
+                "history": self.history, "seconds": self.seconds(),
+                "train_config": self._state_cfg(), "model_config": to_dict(self.model_cfg)})
+        now = time.time()
+        rate = self.samples_epoch / max(now - self.t_epoch, 1e-9)
+        self.t_epoch, self.samples_epoch = now, 0
+        self.emit("epoch", {k: v for k, v in row.items() if k not in ("epoch", "lr_net")}, rate)
+
+    def seconds(self):
+        return self.prior_seconds + time.time() - self.t0
+
+    def last(self, key):
+        return float(self.history[-1][key]) if self.history and key in self.history[-1] else None
+
+    def emit(self, kind, losses=None, samples_per_s=0.0):
+        here = time.time() - self.t0
+        remaining = (self.cfg.epochs * self.steps_per_epoch - self.global_step)
+        eta = here / self.steps_here * remaining if self.steps_here else 0.0
+        ev = ProgressEvent(self.stage, self.global_step, self.epoch, self.cfg.epochs, dict(losses or {}),
+                           samples_per_s, eta, kind == "done", kind, time.time())
+        for cb in self.callbacks:
+            cb(ev)
+
+    def finish(self, decoder, codes, code_labels, sections, metrics) -> TrainResult:
+        seconds = self.seconds()
+        if self.out:
+            secs = {f"train_{self.stage}": to_dict(self.cfg), **(sections or {})}
+            ckpt.save_stage(self.out, self.stage, decoder, codes.detach(), self.model_cfg, secs, code_labels,
+                            metrics={k: v for k, v in metrics.items() if v is not None}, training_s=seconds,
+                            extra_meta={"epochs": self.epoch, "steps": self.global_step})
+        self.emit("done", {k: v for k, v in (self.history[-1] if self.history else {}).items()
+                           if k not in ("epoch", "lr_net")})
+        decoder.eval()
+        return TrainResult(decoder, codes.detach(), self.history, seconds, self.resumed_from)

@@ -1,0 +1,219 @@
+"""Training loops on synthetic data made in code: a family of spheres (shape stage) and an
+icosphere under known per-frame affine deformations (pose stage). Convergence, determinism,
+progress events, resume after SIGKILL, damaged training state."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from npm_core.data.samples import FlowSamples, ShapeSamples
+from npm_core.models import CheckpointError, DecoderConfig, ModelConfig, load_model
+from npm_core.models import checkpoint as ckpt
+from npm_core.progress import read_events
+from npm_core.train import TrainPoseConfig, TrainShapeConfig, pose_preset, shape_preset, train_pose, train_shape
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ModelConfig(DecoderConfig(64, 4, 8, 4, 2), DecoderConfig(64, 4, 8, 3, 2))
+RADII = torch.linspace(0.15, 0.4, 6)
+
+
+def spheres(n=4000, n_near=2800, seed=0) -> ShapeSamples:
+    """SDF samples of spheres of radii RADII: sdf = |x| - r; near band +-0.05, uniform in the cube."""
+    g = torch.Generator().manual_seed(seed)
+    r = RADII[:, None, None]
+    d = torch.randn(len(RADII), n_near, 3, generator=g)
+    near = d / d.norm(dim=-1, keepdim=True) * (r + 0.05 * (2 * torch.rand(len(RADII), n_near, 1, generator=g) - 1))
+    pts = torch.cat([near, torch.rand(len(RADII), n - n_near, 3, generator=g) - 0.5], 1)
+    return ShapeSamples(pts, pts.norm(dim=-1) - RADII[:, None], n_near)
+
+
+def shape_cfg(**kw) -> TrainShapeConfig:
+    base = dict(epochs=60, batch_shapes=3, points_per_shape=1024, lr_net=3e-3, lr_codes=3e-2, lr_decay_every=30,
+                prior_ramp_epochs=5, log_every_s=0.0)
+    return TrainShapeConfig(**{**base, **kw})
+
+
+def icosphere(subdivisions=2):
+    """(vertices [V, 3] on the unit sphere, faces [F, 3] int64, CCW outward)."""
+    t = (1 + 5**0.5) / 2
+    v = [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
+         [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]]
+    f = [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6],
+         [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10],
+         [8, 6, 7], [9, 8, 1]]
+    for _ in range(subdivisions):
+        mid, nf = {}, []
+
+        def m(a, b):
+            key = (min(a, b), max(a, b))
+            if key not in mid:
+                mid[key] = len(v)
+                v.append([(v[a][i] + v[b][i]) / 2 for i in range(3)])
+            return mid[key]
+
+        for a, b, c in f:
+            ab, bc, ca = m(a, b), m(b, c), m(c, a)
+            nf += [[a, ab, ca], [b, bc, ab], [c, ca, bc], [ab, bc, ca]]
+        f = nf
+    v = torch.tensor(v, dtype=torch.float32)
+    return v / v.norm(dim=-1, keepdim=True), torch.tensor(f)
+
+
+def deformed_spheres(frames=12, samples=600, seed=0) -> FlowSamples:
+    """Two identities (radius 0.2, 0.3); frame t bends and stretches one of them: y = A_t x + bend + b_t."""
+    g = torch.Generator().manual_seed(seed)
+    v, f = icosphere()
+    canon = torch.stack([0.2 * v, 0.3 * v])
+    frame_shape = torch.arange(frames) % 2
+    posed = []
+    for t in range(frames):
+        a = 0.3 * torch.sin(torch.tensor(t * 0.7))
+        A = torch.eye(3) + torch.tensor([[0.2 * a, a, 0.0], [0.0, -0.1 * a, 0.0], [0.0, 0.0, 0.15 * a]])
+        x = canon[frame_shape[t]]
+        bend = torch.stack([torch.zeros_like(x[:, 0]), 2 * a * x[:, 0] ** 2, torch.zeros_like(x[:, 0])], -1)
+        posed.append(x @ A.T + bend + torch.tensor([0.02 * a, 0.0, -0.01 * a]))
+    I, S = 2, samples
+    bary = torch.rand(I, S, 3, generator=g)
+    sigma_index = (torch.arange(S) >= S // 2).long()
+    sigma = torch.tensor([0.002, 0.01])[sigma_index]
+    return FlowSamples(canon, torch.stack(posed), frame_shape, f, torch.randint(0, len(f), (I, S), generator=g),
+                       bary / bary.sum(-1, keepdim=True), sigma * (2 * torch.rand(I, S, generator=g) - 1), sigma_index)
+
+
+# -------------------------------------------------------------------- shape stage
+
+
+def test_shape_training_learns_the_sphere_family(tmp_path):
+    events = []
+    res = train_shape(spheres(), shape_cfg(), TINY, tmp_path, progress=events.append,
+                      code_labels=[{"id": f"r{float(r):.2f}"} for r in RADII])
+    first, last = res.history[0]["sdf"], res.history[-1]["sdf"]
+    assert last < 0.15 * first, (first, last)
+    # each learned code reproduces its own sphere: zero crossing along rays at the right radius
+    m = load_model(tmp_path)
+    t = torch.linspace(0.05, 0.48, 200)
+    dirs = torch.nn.functional.normalize(torch.randn(8, 3, generator=torch.Generator().manual_seed(5)), dim=-1)
+    x = (dirs[:, None] * t[None, :, None]).reshape(-1, 3)
+    for i, r in enumerate(RADII):
+        with torch.inference_mode():
+            sdf = m.shape_decoder.sdf_fn(m.shape_codes[i])(x).reshape(8, -1)
+        crossing = t[(sdf < 0).sum(1)]  # first t with sdf >= 0 (monotone along a ray)
+        assert (crossing - r).abs().max() < 0.03, (float(r), crossing)
+    assert m.meta["shape"]["codes"][0] == {"id": "r0.15"} and m.meta["shape"]["epochs"] == 60
+    assert m.sections["train_shape"]["epochs"] == 60
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and events[-1].done and kinds.count("epoch") == 60
+    logged, _ = read_events(ckpt.progress_path(tmp_path))
+    assert [e.kind for e in logged] == kinds and logged[-2].samples_per_s > 0
+
+
+def test_shape_training_is_deterministic():
+    a = train_shape(spheres(), shape_cfg(epochs=4), TINY)
+    b = train_shape(spheres(), shape_cfg(epochs=4), TINY)
+    c = train_shape(spheres(), shape_cfg(epochs=4, seed=1), TINY)
+    assert a.history == b.history and torch.equal(a.codes, b.codes)
+    assert a.history != c.history
+
+
+def test_presets():
+    assert shape_preset("paper").points_per_shape == 50_000 and shape_preset("paper").epochs == 4000
+    assert pose_preset("paper").lr_decay_every == 30 and pose_preset("fast") == TrainPoseConfig()
+    with pytest.raises(ValueError):
+        shape_preset("slow")
+
+
+# --------------------------------------------------------------------- pose stage
+
+
+def test_pose_training_reduces_flow_error(tmp_path):
+    flow = deformed_spheres()
+    shape_codes = torch.randn(2, TINY.shape.code_dim) * 0.1
+    x, y = flow.pairs(torch.arange(flow.num_frames), torch.arange(600).expand(flow.num_frames, -1))
+    identity_epe = (x - y).norm(dim=-1).mean()
+    cfg = TrainPoseConfig(epochs=80, batch_frames=4, points_per_frame=256, lr_net=3e-3, lr_codes=3e-2,
+                          lr_decay_every=40, prior_ramp_epochs=5, log_every_s=0.0)
+    labels = [{"motion": "bend", "frame": t, "shape_index": int(flow.frame_shape[t])} for t in range(flow.num_frames)]
+    res = train_pose(flow, None, shape_codes, cfg, TINY, tmp_path, code_labels=labels)
+    assert res.history[-1]["flow"] < 0.05 * res.history[0]["flow"]
+    with torch.inference_mode():
+        dx = res.decoder(shape_codes[flow.frame_shape], res.codes, x)
+    epe = (x + dx - y).norm(dim=-1).mean()
+    assert epe < 0.25 * identity_epe, (float(epe), float(identity_epe))
+    assert ckpt.stage_path(tmp_path, "pose").exists() and (tmp_path / "meta.yaml").exists()
+    assert ckpt.load_train_state(tmp_path, "pose")["epoch"] == 80
+
+
+# ---------------------------------------------------------------- resume, damage
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from test_train import spheres, shape_cfg, TINY
+    from npm_core.train import train_shape
+    train_shape(spheres(), shape_cfg(epochs=int(sys.argv[2]), points_per_shape=2048), TINY, sys.argv[1])
+""")
+
+
+def _run_script(tmp_path, out, epochs, **kw):
+    script = tmp_path / "run.py"
+    if not script.exists():
+        script.write_text(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    return subprocess.Popen([sys.executable, str(script), str(out), str(epochs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def test_resume_after_sigkill(tmp_path):
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    proc = _run_script(tmp_path, out, 150)
+    ref_proc = _run_script(tmp_path, ref, 150)  # uninterrupted, for comparison (runs alongside)
+    log = ckpt.progress_path(out)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:  # kill once a few epochs are saved
+        events, _ = read_events(log)
+        if any(e.kind == "epoch" and e.epoch >= 3 for e in events):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "training finished before it could be killed; make the test config slower"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = ckpt.load_train_state(out, "shape")["epoch"]
+    assert 3 <= saved < 150 and not ckpt.stage_path(out, "shape").exists()
+
+    assert _run_script(tmp_path, out, 150).wait() == 0  # the same command resumes
+    events, _ = read_events(log)
+    resume = [e for e in events if e.kind == "resume"]
+    assert len(resume) == 1 and resume[0].epoch == saved
+    assert [e.epoch for e in events if e.kind == "epoch"][-1] == 150 and events[-1].done
+    state = ckpt.load_train_state(out, "shape")
+    assert [h["epoch"] for h in state["history"]] == list(range(1, 151))
+
+    # the loss curve continues exactly where it stopped: same as one uninterrupted run
+    assert ref_proc.wait() == 0
+    ref_state = ckpt.load_train_state(ref, "shape")
+    assert state["history"] == ref_state["history"]
+    assert torch.equal(load_model(out).shape_codes, load_model(ref).shape_codes)
+
+
+def test_damaged_training_state_is_a_clear_error(tmp_path):
+    train_shape(spheres(), shape_cfg(epochs=2), TINY, tmp_path)
+    path = ckpt.train_state_path(tmp_path, "shape")
+    # more epochs on the same config: resumes from epoch 2
+    res = train_shape(spheres(), shape_cfg(epochs=3), TINY, tmp_path)
+    assert res.resumed_from_epoch == 2 and len(res.history) == 3
+    with pytest.raises(CheckpointError, match="another config"):
+        train_shape(spheres(), shape_cfg(epochs=4, lr_net=1e-2), TINY, tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match=r"train_shape\.state\.pt.*delete it.*truncated or corrupted"):
+        train_shape(spheres(), shape_cfg(epochs=4), TINY, tmp_path)
+    # resume=False ignores (and later overwrites) the damaged state
+    res = train_shape(spheres(), shape_cfg(epochs=1), TINY, tmp_path, resume=False)
+    assert res.resumed_from_epoch == 0 and ckpt.load_train_state(tmp_path, "shape")["epoch"] == 1
