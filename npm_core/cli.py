@@ -1,4 +1,4 @@
-"""`npms`: the command line. Subcommands: data build|sequence (more: train, extract, fit, eval).
+"""`npms`: the command line: data build|sequence, train, eval-model, extract, fit, eval.
 
 Each subcommand is a small function that parses arguments and calls npm_core; errors of
 bad input print one line (`npms: error: ...`) and exit 2, never a traceback.
@@ -128,6 +128,143 @@ def cmd_train(args) -> None:
     print(f"trained {args.stage} stage in {res.seconds / 60:.1f} min (this session {(time.time() - t) / 60:.1f} min) -> {args.out}")
 
 
+def _progress_bar(desc):
+    state = {}
+
+    def cb(done, total):
+        if "b" not in state:
+            state["b"] = _bar(desc, total)
+        state["b"].n = done
+        state["b"].refresh()
+        if done >= total:
+            state["b"].close()
+
+    return cb
+
+
+def _write_json(path, data) -> None:
+    import json
+
+    from .config import write_text_atomic
+
+    write_text_atomic(Path(path), json.dumps(data, indent=1))
+
+
+def cmd_eval_model(args) -> None:
+    import torch
+    import yaml
+
+    from . import config, evaluate
+    from .data import dataset
+    from .models import checkpoint
+
+    torch.set_num_threads(args.threads)
+    m = checkpoint.load_model(args.checkpoint)
+    data_cfg = config.from_dict(config.DataConfig, m.sections.get("data"), f"{args.checkpoint} data")
+    ds = dataset.load(data_cfg, Path(args.cache) if args.cache else None)
+    out = {"checkpoint": str(args.checkpoint)}
+    for split, n in [("test", args.identities), ("train", args.identities)]:
+        rows = evaluate.evaluate_shapes(m, ds, split, n, args.resolution, args.iou_points, progress=_progress_bar(f"{split} shapes"))
+        out[f"{split}_identities"] = {"count": len(rows), "iou": float(sum(r["iou"] for r in rows) / len(rows)),
+                                      "chamfer_l2": float(sum(r["chamfer_l2"] for r in rows) / len(rows)), "per_identity": rows}
+    if m.pose_decoder is not None:
+        out["held_out_poses"] = evaluate.evaluate_poses(m, ds, args.frames, progress=_progress_bar("held-out poses"))
+    print(yaml.safe_dump({k: ({kk: vv for kk, vv in v.items() if kk != "per_identity"} if isinstance(v, dict) else v)
+                          for k, v in out.items()}, sort_keys=False))
+    if args.json:
+        _write_json(args.json, out)
+
+
+def cmd_extract(args) -> None:
+    import torch
+    import trimesh
+
+    from . import space
+    from .mesh.extract import extract, pose_mesh
+    from .models import checkpoint
+
+    torch.set_num_threads(args.threads)
+    m = checkpoint.load_model(args.checkpoint)
+    if not 0 <= args.shape < len(m.shape_codes):
+        raise ValueError(f"--shape {args.shape} out of range [0, {len(m.shape_codes)})")
+    s = m.shape_codes[args.shape]
+    t = time.time()
+    with torch.inference_mode():
+        res = extract(m.shape_decoder.sdf_fn(s), args.resolution)
+    v = res.vertices
+    msg = f"extracted {len(v)} vertices, {len(res.faces)} faces at {args.resolution}^3 in {res.seconds * 1000:.0f} ms, " \
+          f"{res.n_evaluations} decoder evaluations ({100 * res.n_evaluations / (args.resolution + 1) ** 3:.1f}% of dense, {res.method})"
+    if args.pose is not None:
+        if m.pose_decoder is None:
+            raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt) to apply --pose")
+        if not 0 <= args.pose < len(m.pose_codes):
+            raise ValueError(f"--pose {args.pose} out of range [0, {len(m.pose_codes)})")
+        t1 = time.time()
+        with torch.inference_mode():
+            v = pose_mesh(v, m.pose_decoder.displacement_fn(s, m.pose_codes[args.pose]))
+        msg += f"; posed in {(time.time() - t1) * 1000:.0f} ms ({len(v)} decoder evaluations)"
+    trimesh.Trimesh(space.model_to_metres(v.numpy()), res.faces.numpy(), process=False).export(args.out)
+    print(msg + f"; total {time.time() - t:.2f} s -> {args.out} (metres)")
+
+
+def cmd_fit(args) -> None:
+    import torch
+
+    from . import fit
+    from .data import depth
+    from .models import checkpoint
+
+    torch.set_num_threads(args.threads)
+    m = checkpoint.load_model(args.checkpoint)
+    if m.pose_decoder is None:
+        raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt); train the pose stage first")
+    frames = slice(0, args.frames) if args.frames else None
+    seq = depth.read_sequence(args.sequence, frames)
+    cfg = fit.paper_config() if args.schedule == "paper" else fit.fast_config()
+    for flag in ["no_temporal", "no_icp", "no_translation"]:
+        if getattr(args, flag):
+            setattr(cfg, "use_" + flag[3:], False)
+    if args.iterations:
+        cfg.iterations = args.iterations
+    bar = {}
+
+    def progress(e):
+        if "b" not in bar:
+            bar["b"] = _bar(f"fit ({cfg.schedule})", e["total"])
+        bar["b"].n = e.get("step", e.get("iteration"))
+        bar["b"].set_postfix(stage=e["stage"], energy=f"{e['energy']:.4g}", refresh=True)
+
+    res = fit.fit(m, seq, cfg, progress)
+    if "b" in bar:
+        bar["b"].close()
+    fit.write_result(args.out, res, m, cfg, Path(args.checkpoint).name, Path(args.sequence).resolve(),
+                     args.resolution, _progress_bar("posed meshes"))
+    print(f"fitted {len(seq)} frames in {res.timings['init_s'] + res.timings['optimise_s']:.1f} s"
+          f"{' (interrupted: kept the last completed result)' if res.interrupted else ''} -> {args.out}")
+
+
+def cmd_eval(args) -> None:
+    from . import fit, metrics
+    from .data import depth
+
+    r = fit.read_result(args.fit)
+    seq = depth.read_sequence(args.sequence)
+    if seq.gt_vertices is None:
+        raise ValueError(f"{args.sequence}: no gt/ meshes to evaluate against")
+    _, posed, faces = r.meshes()
+    if len(posed) != len(seq):
+        raise ValueError(f"{args.fit} has {len(posed)} frames, {args.sequence} has {len(seq)}")
+    out = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, args.iou_points,
+                                    progress=_progress_bar("frames"))
+    print("frame   IoU     C-L2 (x1e-5)")
+    for t, (i, c) in enumerate(zip(out["iou"], out["chamfer_l2"])):
+        print(f"{t:5d}  {i:.4f}  {c * 1e5:8.3f}")
+    mm = out["mean"]
+    print(f"mean   {mm['iou']:.4f}  {mm['chamfer_l2'] * 1e5:8.3f}   EPE {mm['epe']:.5f} model units = {mm['epe_cm']:.2f} cm")
+    if args.json:
+        _write_json(args.json, out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="npms", description="Neural Parametric Models of human bodies")
     sub = p.add_subparsers(dest="command", required=True)
@@ -156,13 +293,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cache", help="data cache root")
     t.add_argument("--threads", type=int, default=2)
     t.set_defaults(fn=cmd_train)
-    for register in _EXTRA:
-        register(sub)
+    e = sub.add_parser("eval-model", help="held-out identities (IoU, Chamfer-L2) and poses (vertex error)")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--identities", type=int, default=16, help="identities per split")
+    e.add_argument("--frames", type=int, default=200, help="held-out frames")
+    e.add_argument("--resolution", type=int, default=256)
+    e.add_argument("--iou-points", type=int, default=1_000_000)
+    e.add_argument("--cache")
+    e.add_argument("--json", help="write all numbers here")
+    e.add_argument("--threads", type=int, default=2)
+    e.set_defaults(fn=cmd_eval_model)
+    x = sub.add_parser("extract", help="mesh of a training shape code (optionally posed) to .ply/.obj")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--shape", type=int, required=True, help="index of a training shape code")
+    x.add_argument("--pose", type=int, help="index of a training pose code")
+    x.add_argument("--resolution", type=int, default=256)
+    x.add_argument("--out", required=True)
+    x.add_argument("--threads", type=int, default=2)
+    x.set_defaults(fn=cmd_extract)
+    f = sub.add_parser("fit", help="fit shape + per-frame pose codes to a depth sequence")
+    f.add_argument("--checkpoint", required=True)
+    f.add_argument("--sequence", required=True)
+    f.add_argument("--out", required=True)
+    f.add_argument("--schedule", choices=["fast", "paper"], default="fast")
+    f.add_argument("--frames", type=int, help="only the first N frames")
+    f.add_argument("--iterations", type=int, help="paper schedule: override the iteration count")
+    f.add_argument("--resolution", type=int, help="output mesh resolution (default: the schedule's)")
+    f.add_argument("--no-temporal", action="store_true")
+    f.add_argument("--no-icp", action="store_true")
+    f.add_argument("--no-translation", action="store_true")
+    f.add_argument("--threads", type=int, default=2)
+    f.set_defaults(fn=cmd_fit)
+    v = sub.add_parser("eval", help="IoU, Chamfer-L2, EPE of a fit against the sequence's gt meshes")
+    v.add_argument("--fit", required=True)
+    v.add_argument("--sequence", required=True)
+    v.add_argument("--iou-points", type=int, default=1_000_000)
+    v.add_argument("--json")
+    v.set_defaults(fn=cmd_eval)
     return p
-
-
-_EXTRA = []
-"""Functions(subparsers) that add further subcommands (train, extract, fit, eval)."""
 
 
 def main(argv=None) -> int:

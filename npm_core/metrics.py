@@ -22,10 +22,20 @@ from .space import CUBE_BOUND
 def iou(gt_vertices, gt_faces, pred_vertices, pred_faces, n_points: int = 1_000_000, seed: int = 0) -> float:
     """Volumetric IoU of two watertight meshes (model units) from uniform points in the cube."""
     pts = np.random.default_rng(seed).uniform(-CUBE_BOUND, CUBE_BOUND, (n_points, 3)).astype(np.float32)
-    a = inside(gt_vertices, gt_faces, pts)
-    b = inside(pred_vertices, pred_faces, pts)
+    a, b = _inside_boxed(gt_vertices, gt_faces, pts), _inside_boxed(pred_vertices, pred_faces, pts)
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def _inside_boxed(vertices, faces, points):
+    """Inside test that only queries points within the mesh's bounding box (a body fills ~5%
+    of the cube, so this is ~20x fewer BVH queries for the same answer)."""
+    v = np.asarray(vertices)
+    box = np.all((points >= v.min(0)) & (points <= v.max(0)), axis=1)
+    out = np.zeros(len(points), dtype=bool)
+    if box.any():
+        out[box] = inside(v, faces, points[box])
+    return out
 
 
 def chamfer_l2(gt_vertices, gt_faces, pred_vertices, pred_faces, n_points: int = 100_000, seed: int = 0) -> float:
@@ -65,3 +75,24 @@ def epe(gt_seq, gt_faces, pred_seq, pred_faces, n_points: int = 100_000, keyfram
             if t != k:
                 errors.append(np.linalg.norm(gt_pts[t] - pred_pts[t][match], axis=1).mean())
     return float(np.mean(errors))
+
+
+def evaluate_sequence(pred_seq_m, pred_faces, gt_seq_m, gt_faces, iou_points: int = 1_000_000,
+                      chamfer_points: int = 100_000, epe_points: int = 100_000, progress=None) -> dict:
+    """Per-frame IoU and Chamfer-L2 and the sequence EPE of predicted vs gt meshes given in
+    metres ([T, V, 3] each; converted to model units here). Returns plain lists/floats."""
+    from .space import metres_to_model
+
+    pred = metres_to_model(np.asarray(pred_seq_m, np.float64))
+    gt = metres_to_model(np.asarray(gt_seq_m, np.float64))
+    if len(pred) != len(gt):
+        raise ValueError(f"{len(pred)} predicted frames vs {len(gt)} gt frames")
+    ious, chamfers = [], []
+    for t in range(len(gt)):
+        ious.append(iou(gt[t], gt_faces, pred[t], pred_faces, iou_points, seed=t))
+        chamfers.append(chamfer_l2(gt[t], gt_faces, pred[t], pred_faces, chamfer_points, seed=t))
+        if progress:
+            progress(t + 1, len(gt))
+    e = epe(gt, gt_faces, pred, pred_faces, epe_points)
+    return {"iou": ious, "chamfer_l2": chamfers, "epe": e,
+            "mean": {"iou": float(np.mean(ious)), "chamfer_l2": float(np.mean(chamfers)), "epe": e, "epe_cm": e * 100 / 0.4}}

@@ -32,3 +32,26 @@ def tiny_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     dataset.build(cfg, root, workers=1)
     return dataset.load(cfg, root)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dataset, tmp_path_factory):
+    """(checkpoint dir, dataset) of a tiny model trained for a few seconds on the tiny dataset."""
+    import torch
+
+    from npm_core.models import checkpoint
+    from npm_core.models.decoders import DecoderConfig, ModelConfig
+    from npm_core.train import TrainPoseConfig, TrainShapeConfig, train_pose, train_shape
+
+    tiny = ModelConfig(DecoderConfig(64, 3, 8, 4, 2), DecoderConfig(64, 3, 8, 4, 2))
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("ckpt") / "tiny"
+    ds = tiny_dataset
+    train = ds.split("train")
+    labels = [{"identity": ds.identities[i]["id"], "phenotypes": ds.identities[i]["phenotypes"]} for i in train]
+    train_shape(ds.shape_samples(train), TrainShapeConfig(epochs=40, batch_shapes=4, points_per_shape=2000), tiny, out,
+                code_labels=labels, sections={"data": ds.config})
+    m = checkpoint.load_model(out)
+    train_pose(ds.flow_samples(), m.shape_decoder, m.shape_codes, TrainPoseConfig(epochs=5, batch_frames=8, points_per_frame=256),
+               tiny, out, sections={"data": ds.config})
+    return out, ds

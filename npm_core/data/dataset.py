@@ -206,13 +206,13 @@ class Dataset:
         row = {g: k for k, g in enumerate(idents)}
         return FlowSamples(
             canonical_vertices=torch.from_numpy(self.canonical(idents)),
-            posed_vertices=torch.from_numpy(np.asarray(self._npy("test_posed" if test else "posed"))),
+            posed_vertices=torch.from_numpy(np.array(self._npy("test_posed" if test else "posed"))),
             frame_shape=torch.tensor([row[f["identity"]] for f in frames]),
             faces=torch.from_numpy(bodies.faces()),
             face_index=torch.from_numpy(np.asarray(self._npy("flow_face")[idents]).astype(np.int64)),
             barycentric=torch.from_numpy(np.asarray(self._npy("flow_bary")[idents])),
             offset=torch.from_numpy(np.asarray(self._npy("flow_offset")[idents])),
-            sigma_index=torch.from_numpy(np.asarray(self._npy("flow_sigma"))),
+            sigma_index=torch.from_numpy(np.array(self._npy("flow_sigma"))),
         )
 
 

@@ -1,0 +1,528 @@
+"""Test-time optimisation of NPM codes to a monocular depth sequence (NPMs section 3.4).
+
+Unknowns: one shape code s, a pose code p_t and a translation tau_t per frame. Energy:
+  L_r    reconstruction: f_s(s, x) vs the partial SDF of frame t at x + f_p(s, p_t, x) + tau_t,
+         asymmetric L1 of the reference, masked by the observed mask M_o
+  L_c    temporal consistency: 100 * smooth_l1(dx_t, dx_t+1) on the same canonical points
+  L_icp  observed points -> nearest warped canonical surface point (first half of iterations)
+  priors 0.1 mean(s^2), 1e-4 mean(p_t^2)
+Partial SDF: the reference samples a 256^3 grid per frame; we evaluate the same function
+exactly at the query points (distance to the nearest back-projected point from a kd-tree,
+sign and mask from the depth test), which needs no grid memory and no trilinear error.
+Two schedules of the same code: `paper` (the reference's joint optimisation over all frame
+pairs) and `fast` (frame-by-frame warm start, then a short joint refinement).
+Initialisation without trained encoders: the training shape/pose codes that best explain the
+first frame (lowest L_r among a few candidates and their mean).
+Everything here is in model units; depth files and output meshes are in metres (space.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+
+from . import space
+from .config import save, write_text_atomic
+from .data.depth import DepthSequence
+
+log = logging.getLogger(__name__)
+
+
+class FitError(ValueError):
+    """Input a fit cannot use (names the frame or file)."""
+
+
+@dataclass
+class FitConfig:
+    schedule: str = "fast"  # "fast" | "paper"
+    # energy (reference weights)
+    w_temporal: float = 100.0
+    w_icp: float = 1e-3
+    w_shape_prior: float = 0.1
+    w_pose_prior: float = 1e-4
+    truncation: float = 0.01  # model units behind the observed surface still observed
+    clamp: float = 0.1
+    use_temporal: bool = True
+    use_icp: bool = True
+    use_translation: bool = True
+    # canonical samples
+    canonical_samples: int = 100_000
+    canonical_noise: float = 0.015
+    init_resolution: int = 128
+    final_resolution: int = 256
+    # optimisation
+    points_per_frame: int = 4000
+    icp_points: int = 1500
+    lr_shape: float = 5e-4
+    lr_pose: float = 1e-3
+    lr_translation: float = 1e-3
+    init_candidates: int = 32
+    # paper schedule
+    iterations: int = 500
+    batch_pairs: int = 3
+    keep_iteration: int = 400
+    # fast schedule
+    first_frame_iters: int = 150
+    frame_iters: int = 30
+    refine_passes: int = 3
+    lr_fast_pose: float = 3e-3
+    lr_fast_translation: float = 2e-3
+    seed: int = 0
+    device: str = "cpu"
+
+
+def paper_config(**kw) -> FitConfig:
+    """The reference's settings: 500 iterations over all frame pairs, 20k points per frame."""
+    return FitConfig(schedule="paper", canonical_samples=500_000, init_resolution=256, final_resolution=512,
+                     points_per_frame=20_000, **kw)
+
+
+def fast_config(**kw) -> FitConfig:
+    return FitConfig(schedule="fast", **kw)
+
+
+# ------------------------------------------------------------------ observations
+
+
+class PartialSDF:
+    """The partial SDF of one depth frame, evaluated exactly at query points.
+
+    unsigned = distance to the nearest back-projected point; a point projecting onto a valid
+    pixel with camera depth z > d is inside (negative); z > d + truncation is unobserved
+    (mask 0); points projecting on background or outside the image are observed and outside."""
+
+    def __init__(self, seq: DepthSequence, t: int, truncation: float):
+        self.cam = seq.camera
+        self.depth = seq.depths[t]
+        self.points_m = seq.points(t)
+        self.points = torch.as_tensor(space.metres_to_model(self.points_m), dtype=torch.float32)
+        self.tree = cKDTree(self.points.numpy()) if len(self.points) else None
+        self.trunc_m = space.model_to_metres(truncation)
+
+    @property
+    def empty(self) -> bool:
+        return self.tree is None
+
+    def __call__(self, q: torch.Tensor, clamp: float):
+        """q [N,3] world model units -> (sdf [N] differentiable in q, observed mask [N] bool)."""
+        qn = q.detach().cpu().numpy()
+        if self.tree is None:
+            return torch.full_like(q[:, 0], clamp), torch.zeros(len(q), dtype=torch.bool)
+        _, nn = self.tree.query(qn, workers=-1)
+        dist = (q - self.points[nn].to(q.device)).norm(dim=-1)
+        u, v, z = self.cam.project(space.model_to_metres(qn.astype(np.float64)))
+        ui, vi = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
+        in_img = (ui >= 0) & (ui < self.cam.width) & (vi >= 0) & (vi < self.cam.height) & (z > 0)
+        d = np.zeros(len(qn))
+        d[in_img] = self.depth[vi[in_img], ui[in_img]]
+        valid = in_img & (d > 0)
+        behind = valid & (z > d)
+        observed = ~(valid & (z > d + self.trunc_m))
+        sign = torch.as_tensor(np.where(behind, -1.0, 1.0), dtype=q.dtype, device=q.device)
+        return (sign * dist).clamp(-clamp, clamp), torch.as_tensor(observed, device=q.device)
+
+
+def reconstruction_loss(sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Reference L_r: |sdf_in - sdf_c| * (1 + 0.5 sign(sdf_c) sign(sdf_c - sdf_in)), mean over mask."""
+    w = 1.0 + 0.5 * torch.sign(sdf_c) * torch.sign(sdf_c - sdf_in)
+    per = (sdf_in - sdf_c).abs() * w
+    m = mask.to(per.dtype)
+    return (per * m).sum() / m.sum().clamp_min(1.0)
+
+
+# ---------------------------------------------------------------------- the fit
+
+
+@dataclass
+class FitResult:
+    shape_code: torch.Tensor  # [Ds]
+    pose_codes: torch.Tensor  # [T, Dp]
+    translation: torch.Tensor  # [T, 3] model units
+    losses: dict = field(default_factory=dict)  # name -> [T] per-frame values
+    timings: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+
+class _Problem:
+    """Decoders, observations and canonical samples shared by both schedules."""
+
+    def __init__(self, model, seq: DepthSequence, cfg: FitConfig):
+        self.model, self.cfg = model, cfg
+        self.dev = torch.device(cfg.device)
+        self.obs = [PartialSDF(seq, t, cfg.truncation) for t in range(len(seq))]
+        empty = [t for t, o in enumerate(self.obs) if o.empty]
+        if len(empty) == len(self.obs):
+            raise FitError(f"{seq.path}: no frame has a valid depth pixel")
+        if empty:
+            warnings.warn(f"frames {empty} have no valid pixel; their poses are carried by the temporal term")
+        for t, o in enumerate(self.obs):
+            if not o.empty and space.outside_cube(o.points.mean(0, keepdim=True), margin=0.1).any():
+                raise FitError(f"frame {t}: the observed subject (centre {space.model_to_metres(o.points.mean(0)).numpy().round(2)} m) "
+                               f"is outside the model cube [-1.25, 1.25]^3 m around the world origin")
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    # decoders on batches of frames: x [B, N, 3] canonical
+    def displacement(self, s, p, x):
+        return self.model.pose_decoder(s.expand(len(p), -1), p, x)
+
+    def shape_sdf(self, s, x):
+        return self.model.shape_decoder(s.expand(len(x), -1), x)
+
+    def canonical_samples(self, s: torch.Tensor, resolution: int, count: int):
+        """Surface samples of the current canonical shape + N(0, noise^2), and a vertex subset for ICP."""
+        from .mesh.extract import extract
+
+        with torch.inference_mode():
+            res = extract(self.model.shape_decoder.sdf_fn(s.detach()), resolution, device=self.dev)
+        v, f = res.vertices.cpu().numpy(), res.faces.cpu().numpy()
+        if len(f) == 0:
+            raise FitError("the initial shape code decodes to an empty surface")
+        from .data.sdf import sample_surface
+
+        rng = np.random.default_rng(self.cfg.seed)
+        pts = sample_surface(v.astype(np.float64), f, count, rng)[2]
+        pts = pts + rng.normal(0, self.cfg.canonical_noise, pts.shape).astype(np.float32)
+        surf = v[rng.choice(len(v), min(len(v), 20_000), replace=False)]
+        self.samples = torch.as_tensor(pts, device=self.dev)
+        self.surface = torch.as_tensor(surf, device=self.dev)
+
+    def draw(self, n: int) -> torch.Tensor:
+        idx = torch.randint(0, len(self.samples), (n,), generator=self.gen)
+        return self.samples[idx.to(self.dev)]
+
+    def frame_terms(self, s, p, tau, frames, x, icp: bool):
+        """Per-frame L_r (and L_icp) for frames [B] with codes p [B,Dp], tau [B,3], points x [N,3].
+
+        Returns (lr [B], licp [B], dx [B,N,3])."""
+        B = len(frames)
+        xb = x.expand(B, -1, -1)
+        dx = self.displacement(s, p, xb)
+        sdf_c = self.shape_sdf(s, x[None]).clamp(-self.cfg.clamp, self.cfg.clamp)[0]
+        lr, licp = [], []
+        for b, t in enumerate(frames):
+            q = x + dx[b] + tau[b]
+            sdf_in, mask = self.obs[t](q, self.cfg.clamp)
+            lr.append(reconstruction_loss(sdf_in, sdf_c, mask))
+            licp.append(self.icp(s, p[b : b + 1], tau[b], t) if icp else q.new_zeros(()))
+        return torch.stack(lr), torch.stack(licp), dx
+
+    def icp(self, s, p, tau, t):
+        """Mean squared distance of observed points to the nearest warped canonical surface point."""
+        o = self.obs[t]
+        if o.empty:
+            return tau.new_zeros(())
+        n = min(self.cfg.icp_points, len(self.surface))
+        sub = self.surface[torch.randint(0, len(self.surface), (n,), generator=self.gen).to(self.dev)]
+        warped = sub + self.displacement(s, p, sub[None])[0] + tau
+        k = min(self.cfg.icp_points, len(o.points))
+        obs = o.points[torch.randint(0, len(o.points), (k,), generator=self.gen)].to(self.dev)
+        _, nn = cKDTree(warped.detach().cpu().numpy()).query(obs.cpu().numpy(), workers=-1)
+        return ((obs - warped[torch.as_tensor(nn, device=self.dev)]) ** 2).sum(-1).mean()
+
+
+def _initial_codes(prob: _Problem, cfg: FitConfig):
+    """Shape and pose codes that best explain the first observed frame among training codes."""
+    m = prob.model
+    t0 = next(t for t, o in enumerate(prob.obs) if not o.empty)
+    o = prob.obs[t0]
+    tau0 = o.points.mean(0) - torch.tensor([0.0, 0.0, 0.04])  # visible front is ~4 cm (model) before the pelvis
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x = torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen)  # coarse points in the cube
+    with torch.no_grad():
+        def energy(s, p):
+            q = x + prob.displacement(s, p[None], x[None])[0] + tau0
+            sdf_in, mask = o(q, cfg.clamp)
+            sdf_c = prob.shape_sdf(s, x[None])[0].clamp(-cfg.clamp, cfg.clamp)
+            return reconstruction_loss(sdf_in, sdf_c, mask).item()
+
+        shape_c = torch.cat([m.shape_codes.mean(0, keepdim=True),
+                             m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]]])
+        pose_c = torch.cat([m.pose_codes.mean(0, keepdim=True),
+                            m.pose_codes[torch.randperm(len(m.pose_codes), generator=gen)[: cfg.init_candidates]]])
+        p_mean = pose_c[0]
+        s_best = min(shape_c, key=lambda s: energy(s[None], p_mean))
+        p_best = min(pose_c, key=lambda p: energy(s_best[None], p))
+    return s_best.clone(), p_best.clone(), tau0
+
+
+def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], None] | None = None) -> FitResult:
+    """Fit shape, per-frame pose codes and translations to a depth sequence."""
+    torch.manual_seed(cfg.seed)
+    t_start = time.time()
+    prob = _Problem(model, seq, cfg)
+    for p in list(model.shape_decoder.parameters()) + list(model.pose_decoder.parameters()):
+        p.requires_grad_(False)
+    s0, p0, tau0 = _initial_codes(prob, cfg)
+    T = len(seq)
+    s = s0[None].clone().requires_grad_(True)
+    P = p0.expand(T, -1).clone().requires_grad_(True)
+    tau = tau0.expand(T, 3).clone()
+    if not cfg.use_translation:
+        tau = tau.mean(0, keepdim=True).expand(T, 3).clone()
+    tau.requires_grad_(cfg.use_translation)
+    prob.canonical_samples(s.detach()[0], cfg.init_resolution, cfg.canonical_samples)
+    timings = {"init_s": time.time() - t_start}
+    report = progress or (lambda e: None)
+    state = {"best": None}
+    try:
+        if cfg.schedule == "paper":
+            _run_paper(prob, cfg, s, P, tau, report, state)
+        elif cfg.schedule == "fast":
+            _run_fast(prob, cfg, s, P, tau, report, state)
+        else:
+            raise FitError(f"fit schedule must be 'fast' or 'paper', got {cfg.schedule!r}")
+        interrupted = False
+    except KeyboardInterrupt:
+        log.warning("fit interrupted: keeping the last completed result")
+        interrupted = True
+    if state["best"] is not None:
+        s_f, P_f, tau_f = state["best"]
+    else:
+        s_f, P_f, tau_f = s.detach()[0], P.detach(), tau.detach()
+    timings["optimise_s"] = time.time() - t_start - timings["init_s"]
+    losses = _per_frame_losses(prob, s_f, P_f, tau_f)
+    return FitResult(s_f.clone(), P_f.clone(), tau_f.clone(), losses, timings, interrupted)
+
+
+def _prior(cfg, s, P):
+    return cfg.w_shape_prior * (s**2).mean() + cfg.w_pose_prior * (P**2).mean()
+
+
+def _run_paper(prob, cfg, s, P, tau, report, state):
+    """Reference schedule: `iterations` passes over all neighbouring frame pairs, batches of pairs."""
+    T = P.shape[0]
+    groups = [{"params": [s], "lr": cfg.lr_shape}, {"params": [P], "lr": cfg.lr_pose}]
+    if tau.requires_grad:
+        groups.append({"params": [tau], "lr": cfg.lr_translation})
+    opt = torch.optim.Adam(groups)
+    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, cfg.iterations // 4), 0.5)
+    pairs = [(t, t + 1) for t in range(T - 1)] or [(0, 0)]
+    for it in range(cfg.iterations):
+        icp = cfg.use_icp and it < cfg.iterations // 2
+        order = torch.randperm(len(pairs), generator=prob.gen).tolist()
+        total = 0.0
+        for k in range(0, len(order), cfg.batch_pairs):
+            batch = [pairs[i] for i in order[k : k + cfg.batch_pairs]]
+            frames = sorted({t for pr in batch for t in pr})
+            x = prob.draw(cfg.points_per_frame)
+            fr = torch.tensor(frames)
+            lr, licp, dx = prob.frame_terms(s, P[fr], tau[fr], frames, x, icp)
+            loss = lr.mean() + cfg.w_icp * licp.mean() + _prior(cfg, s, P[fr])
+            if cfg.use_temporal and T > 1:
+                pos = {t: i for i, t in enumerate(frames)}
+                lc = torch.stack([F.smooth_l1_loss(dx[pos[a]], dx[pos[b]]) for a, b in batch if a != b])
+                loss = loss + cfg.w_temporal * lc.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        sched.step()
+        if it + 1 == cfg.keep_iteration:
+            state["best"] = (s.detach()[0].clone(), P.detach().clone(), tau.detach().clone())
+        report({"stage": "paper", "iteration": it + 1, "total": cfg.iterations, "energy": total})
+
+
+def _run_fast(prob, cfg, s, P, tau, report, state):
+    """Frame-by-frame warm start (shape fitted on the first frame), then joint refinement passes."""
+    T = P.shape[0]
+    steps_total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_passes * max(1, T - 1)
+    step = 0
+
+    def opt_for(params_lrs):
+        return torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in params_lrs if p.requires_grad])
+
+    prev_dx = None
+    for t in range(T):
+        p_t = P.detach()[t : t + 1].clone()
+        if t > 0:
+            p_t = P.detach()[t - 1 : t].clone()
+        p_t.requires_grad_(True)
+        tau_t = tau.detach()[t : t + 1].clone()
+        if t > 0:
+            tau_t = tau.detach()[t - 1 : t].clone()
+        tau_t.requires_grad_(tau.requires_grad)
+        iters = cfg.first_frame_iters if t == 0 else cfg.frame_iters
+        params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation)]
+        if t == 0:
+            params.append((s, cfg.lr_shape * 4))
+        opt = opt_for(params)
+        x_fixed = prob.draw(cfg.points_per_frame)
+        for i in range(iters):
+            x = prob.draw(cfg.points_per_frame) if t == 0 else x_fixed
+            lr, licp, dx = prob.frame_terms(s, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty)
+            loss = lr.mean() + cfg.w_icp * licp.mean() + _prior(cfg, s, p_t)
+            if cfg.use_temporal and prev_dx is not None:
+                prev = prev_dx(x)
+                loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[0], prev)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        with torch.no_grad():
+            P[t] = p_t.detach()[0]
+            tau[t] = tau_t.detach()[0]
+        p_prev = p_t.detach()
+        prev_dx = (lambda pp: (lambda xx: prob.displacement(s.detach(), pp, xx[None])[0].detach()))(p_prev)
+        report({"stage": "track", "frame": t + 1, "frames": T, "step": step, "total": steps_total, "energy": loss.item()})
+    # joint refinement over neighbouring frame pairs (temporal term couples them)
+    if cfg.refine_passes and T > 1:
+        opt = opt_for([(s, cfg.lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation)])
+        for r in range(cfg.refine_passes):
+            for t in range(T - 1):
+                frames = [t, t + 1]
+                x = prob.draw(cfg.points_per_frame // 2)
+                fr = torch.tensor(frames)
+                lr, _, dx = prob.frame_terms(s, P[fr], tau[fr], frames, x, False)
+                loss = lr.mean() + _prior(cfg, s, P[fr])
+                if cfg.use_temporal:
+                    loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[0], dx[1])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+            report({"stage": "refine", "pass": r + 1, "step": step, "total": steps_total, "energy": loss.item()})
+
+
+@torch.no_grad()
+def _per_frame_losses(prob, s, P, tau) -> dict:
+    x = prob.draw(prob.cfg.points_per_frame)
+    out = {"reconstruction": []}
+    for t in range(len(P)):
+        lr, _, _ = prob.frame_terms(s[None], P[t : t + 1], tau[t : t + 1], [t], x, False)
+        out["reconstruction"].append(lr.item())
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------ result I/O
+
+
+def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_name: str, sequence_path,
+                 resolution: int | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the fit-result directory atomically: built under a temp name, then renamed, so a
+    crash never leaves a directory that looks complete."""
+    import trimesh
+
+    from .mesh.extract import extract, pose_mesh
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "meshes").mkdir(parents=True)
+    s = result.shape_code.to(cfg.device)
+    t0 = time.time()
+    with torch.inference_mode():
+        canon = extract(model.shape_decoder.sdf_fn(s), resolution or cfg.final_resolution, device=cfg.device)
+    v, f = canon.vertices, canon.faces.cpu().numpy()
+    trimesh.Trimesh(space.model_to_metres(v.cpu().numpy()), f, process=False).export(tmp / "canonical.ply")
+    T = len(result.pose_codes)
+    for t in range(T):
+        with torch.inference_mode():
+            posed = pose_mesh(v, model.pose_decoder.displacement_fn(s, result.pose_codes[t].to(cfg.device)))
+        posed = posed.cpu().numpy() + result.translation[t].numpy()
+        trimesh.Trimesh(space.model_to_metres(posed), f, process=False).export(tmp / "meshes" / f"{t:06d}.ply")
+        if progress:
+            progress(t + 1, T)
+    np.savez(tmp / "fit.npz", shape_code=result.shape_code.numpy(), pose_codes=result.pose_codes.numpy(),
+             translation=result.translation.numpy(), **{f"loss_{k}": v for k, v in result.losses.items()})
+    import yaml
+
+    from .config import to_dict
+
+    meta = {"checkpoint": checkpoint_name, "sequence": str(sequence_path), "frames": T,
+            "interrupted": result.interrupted,
+            "timings": {**{k: round(v, 2) for k, v in result.timings.items()}, "meshes_s": round(time.time() - t0, 2)},
+            "mesh_resolution": resolution or cfg.final_resolution, "config": to_dict(cfg)}
+    write_text_atomic(tmp / "fit.yaml", yaml.safe_dump(meta, sort_keys=False))
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out_dir)
+    return out_dir
+
+
+@dataclass
+class LoadedFit:
+    path: Path
+    shape_code: np.ndarray
+    pose_codes: np.ndarray
+    translation: np.ndarray
+    losses: dict
+    meta: dict
+
+    def meshes(self):
+        """(canonical vertices [V,3] metres, posed vertices [T,V,3] metres, faces [F,3])."""
+        import trimesh
+
+        c = trimesh.load(self.path / "canonical.ply", process=False)
+        files = sorted((self.path / "meshes").glob("*.ply"))
+        posed = np.stack([np.asarray(trimesh.load(f, process=False).vertices) for f in files])
+        return np.asarray(c.vertices), posed, np.asarray(c.faces)
+
+
+def read_result(path) -> LoadedFit:
+    import yaml
+
+    path = Path(path)
+    for name in ["fit.npz", "fit.yaml", "canonical.ply"]:
+        if not (path / name).is_file():
+            raise FitError(f"{path}: not a fit-result directory (missing {name})")
+    with np.load(path / "fit.npz", allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    losses = {k[5:]: v for k, v in data.items() if k.startswith("loss_")}
+    return LoadedFit(path, data["shape_code"], data["pose_codes"], data["translation"], losses,
+                     yaml.safe_load((path / "fit.yaml").read_text()))
+
+
+# ------------------------------------------------ codes from 3D samples (evaluation)
+
+
+def fit_shape_code(shape_decoder, points: torch.Tensor, sdf: torch.Tensor, init: torch.Tensor, iters: int = 300,
+                   batch: int = 8192, lr: float = 5e-3, prior: float = 1e-4, clamp: float = 0.1, seed: int = 0):
+    """Shape code of an unseen body from its SDF samples (decoder frozen), DeepSDF-style:
+    clamped L1 + code prior, Adam. points [N,3] canonical, sdf [N] -> code [Ds]."""
+    gen = torch.Generator().manual_seed(seed)
+    code = init.detach().clone()[None].requires_grad_(True)
+    opt = torch.optim.Adam([code], lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, iters // 2), 0.3)
+    for _ in range(iters):
+        idx = torch.randint(0, len(points), (batch,), generator=gen)
+        pred = shape_decoder(code, points[idx][None])[0]
+        loss = (pred.clamp(-clamp, clamp) - sdf[idx].clamp(-clamp, clamp)).abs().mean() + prior * code.square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return code.detach()[0]
+
+
+def fit_pose_codes(pose_decoder, shape_codes: torch.Tensor, x: torch.Tensor, y: torch.Tensor, init: torch.Tensor,
+                   iters: int = 200, lr: float = 1e-2, prior: float = 1e-4):
+    """Pose codes of unseen frames from flow pairs (decoder frozen): shape codes [B,Ds],
+    canonical x [B,K,3] -> posed y [B,K,3]; returns codes [B,Dp]."""
+    codes = init.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([codes], lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, iters // 2), 0.3)
+    for _ in range(iters):
+        dx = pose_decoder(shape_codes, codes, x)
+        loss = ((x + dx - y).square().sum(-1) / 2).mean() + prior * codes.square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return codes.detach()

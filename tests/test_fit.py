@@ -1,0 +1,94 @@
+"""Fitting a depth sequence end to end on a tiny trained model (seconds, not minutes)."""
+
+import numpy as np
+import pytest
+import torch
+
+from npm_core import bodies, cli, fit, space
+from npm_core.data import depth
+from npm_core.models import checkpoint
+
+@pytest.fixture(scope="module")
+def sequence(tiny_model, tmp_path_factory):
+    _, ds = tiny_model
+    ph = ds.identities[ds.split("train")[0]]["phenotypes"]
+    cam = depth.Camera.looking_at_subject(64, 48, distance=2.8)
+    return depth.synthesize_sequence(tmp_path_factory.mktemp("seq") / "walk", ph, "walk", cam, frames=3)
+
+
+def _small(cfg):
+    cfg.canonical_samples, cfg.init_resolution, cfg.final_resolution = 5000, 32, 32
+    cfg.points_per_frame, cfg.icp_points, cfg.init_candidates = 500, 200, 4
+    cfg.first_frame_iters, cfg.frame_iters, cfg.refine_passes = 15, 5, 1
+    return cfg
+
+
+def test_partial_sdf_signs_and_mask(sequence):
+    psdf = fit.PartialSDF(sequence, 0, truncation=0.01)
+    pts = psdf.points[:50]
+    cam_pos = torch.as_tensor(space.metres_to_model(sequence.camera.pose[:3, 3]), dtype=torch.float32)
+    ray = (pts - cam_pos) / (pts - cam_pos).norm(dim=-1, keepdim=True)
+    sdf, obs = psdf(torch.cat([pts - 0.005 * ray, pts + 0.005 * ray, pts + 0.1 * ray]), clamp=0.1)
+    assert (sdf[:50] > 0).all() and (sdf[50:100] < 0).all()  # in front: outside; just behind: inside
+    assert obs[:100].all() and not obs[100:].any()  # far behind the surface: unobserved
+    assert sdf[:100].abs().max() <= 0.0051
+    far, obs_far = psdf(torch.tensor([[0.45, 0.45, 0.45]]), clamp=0.1)  # background pixel: observed, outside
+    assert far.item() > 0 and obs_far.item()
+
+
+def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tmp_path):
+    ck, _ = tiny_model
+    m = checkpoint.load_model(ck)
+    cfg = _small(fit.fast_config())
+    prob = fit._Problem(m, sequence, cfg)
+    s0, p0, tau0 = fit._initial_codes(prob, cfg)
+    prob.canonical_samples(s0, 32, 5000)
+    before = fit._per_frame_losses(prob, s0, p0.expand(3, -1), tau0.expand(3, 3))["reconstruction"].mean()
+    res = fit.fit(m, sequence, cfg)
+    assert res.pose_codes.shape == (3, 8) and res.translation.shape == (3, 3)
+    assert res.losses["reconstruction"].mean() < before
+    out = fit.write_result(tmp_path / "fit", res, m, cfg, "tiny", sequence.path)
+    assert not (tmp_path / ".fit.partial").exists()
+    r = fit.read_result(out)
+    canon, posed, faces = r.meshes()
+    assert posed.shape == (3, len(canon), 3) and r.meta["frames"] == 3 and not r.meta["interrupted"]
+    # posed meshes are in metres near the subject (within 30 cm of the gt centroid)
+    assert np.abs(posed.mean(1) - sequence.gt_vertices.mean(1)).max() < 0.3
+
+
+def test_cli_fit_and_eval(tiny_model, sequence, tmp_path, monkeypatch, capsys):
+    ck, _ = tiny_model
+    monkeypatch.setattr(fit, "fast_config", lambda **kw: _small(fit.FitConfig(**kw)))
+    assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(sequence.path), "--out", str(tmp_path / "f"),
+                     "--threads", "1"]) == 0
+    assert cli.main(["eval", "--fit", str(tmp_path / "f"), "--sequence", str(sequence.path), "--iou-points", "20000",
+                     "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "mean" in out and "EPE" in out and (tmp_path / "m.json").exists()
+
+
+def test_fit_bad_input(tiny_model, sequence, tmp_path):
+    ck, _ = tiny_model
+    m = checkpoint.load_model(ck)
+    cfg = _small(fit.fast_config())
+    blank = depth.DepthSequence(sequence.camera, np.zeros_like(sequence.depths), None, None, tmp_path)
+    with pytest.raises(fit.FitError, match="no frame has a valid depth pixel"):
+        fit.fit(m, blank, cfg)
+    one_blank = depth.DepthSequence(sequence.camera, sequence.depths.copy(), None, None, tmp_path)
+    one_blank.depths[1] = 0
+    with pytest.warns(UserWarning, match=r"frames \[1\] have no valid pixel"):
+        fit._Problem(m, one_blank, cfg)
+    far_cam = depth.Camera(**{**sequence.camera.__dict__})
+    pose = np.array(far_cam.world_from_camera)
+    pose[:3, 3] += [3.0, 0, 0]
+    far_cam.world_from_camera = pose.tolist()
+    far = depth.DepthSequence(far_cam, sequence.depths, None, None, tmp_path)
+    with pytest.raises(fit.FitError, match="frame 0: the observed subject"):
+        fit.fit(m, far, cfg)
+    shape_only = tmp_path / "shape_only"
+    shape_only.mkdir()
+    for name in ["config.yaml", "shape.pt"]:
+        (shape_only / name).write_bytes((ck / name).read_bytes())
+    assert cli.main(["fit", "--checkpoint", str(shape_only), "--sequence", str(sequence.path), "--out", str(tmp_path / "x")]) == 2
+    assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
