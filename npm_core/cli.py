@@ -112,17 +112,12 @@ def cmd_train(args) -> None:
 
     t = time.time()
     if args.stage == "shape":
-        labels = [{"identity": ds.identities[i]["id"], "phenotypes": ds.identities[i]["phenotypes"],
-                   "age_years": ds.identities[i]["age_years"]} for i in train_ids]
         res = train_shape(ds.shape_samples(train_ids), shape_cfg, model_cfg, args.out, progress,
-                          code_labels=labels, sections=sections)
+                          code_labels=ds.shape_code_labels(), sections=sections)
     else:
         m = checkpoint.load_model(args.out)
-        row = {g: k for k, g in enumerate(train_ids)}
-        labels = [{"motion": f["motion"], "frame": f["frame"], "shape_index": row[f["identity"]],
-                   "identity": ds.identities[f["identity"]]["id"], "angles": f["angles"]} for f in ds.frames]
         res = train_pose(ds.flow_samples(), m.shape_decoder, m.shape_codes, pose_cfg, model_cfg, args.out, progress,
-                         code_labels=labels, sections=sections)
+                         code_labels=ds.pose_code_labels(), sections=sections)
     if "bar" in bar:
         bar["bar"].close()
     print(f"trained {args.stage} stage in {res.seconds / 60:.1f} min (this session {(time.time() - t) / 60:.1f} min) -> {args.out}")
@@ -265,6 +260,27 @@ def cmd_eval(args) -> None:
         _write_json(args.json, out)
 
 
+def cmd_semantics(args) -> None:
+    from . import semantics
+    from .models import checkpoint
+
+    m = checkpoint.load_model(args.checkpoint)
+    sem = semantics.compute(m, args.ridge)
+    semantics.save(sem, checkpoint.semantics_path(args.checkpoint))
+    ph = [l["phenotypes"] for l in m.meta["shape"]["codes"]]
+    import numpy as np
+
+    from .bodies import PHENOTYPES
+
+    x = np.array([[p[k] for k in PHENOTYPES] for p in ph])
+    r2 = sem.shape_to_phenotype.r2(m.shape_codes.numpy(), x)
+    print("shape code -> phenotype R^2 (training codes): " + ", ".join(f"{k} {v:.3f}" for k, v in zip(PHENOTYPES, r2)))
+    print("shape PCA explained variance: " + ", ".join(f"{v:.3f}" for v in sem.shape_pca.explained))
+    if sem.pose_pca is not None:
+        print("pose PCA explained variance: " + ", ".join(f"{v:.3f}" for v in sem.pose_pca.explained))
+    print(f"-> {checkpoint.semantics_path(args.checkpoint)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="npms", description="Neural Parametric Models of human bodies")
     sub = p.add_subparsers(dest="command", required=True)
@@ -330,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--iou-points", type=int, default=1_000_000)
     v.add_argument("--json")
     v.set_defaults(fn=cmd_eval)
+    se = sub.add_parser("semantics", help="phenotype/joint-angle maps and PCA of a checkpoint's codes")
+    se.add_argument("--checkpoint", required=True)
+    se.add_argument("--ridge", type=float, default=1e-2)
+    se.set_defaults(fn=cmd_semantics)
     return p
 
 

@@ -48,10 +48,9 @@ def tiny_model(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
     ds = tiny_dataset
     train = ds.split("train")
-    labels = [{"identity": ds.identities[i]["id"], "phenotypes": ds.identities[i]["phenotypes"]} for i in train]
     train_shape(ds.shape_samples(train), TrainShapeConfig(epochs=40, batch_shapes=4, points_per_shape=2000), tiny, out,
-                code_labels=labels, sections={"data": ds.config})
+                code_labels=ds.shape_code_labels(), sections={"data": ds.config})
     m = checkpoint.load_model(out)
     train_pose(ds.flow_samples(), m.shape_decoder, m.shape_codes, TrainPoseConfig(epochs=5, batch_frames=8, points_per_frame=256),
-               tiny, out, sections={"data": ds.config})
+               tiny, out, code_labels=ds.pose_code_labels(), sections={"data": ds.config})
     return out, ds

@@ -188,6 +188,17 @@ class Dataset:
     def split(self, name: str) -> list[int]:
         return [i for i, x in enumerate(self.identities) if x["split"] == name]
 
+    def shape_code_labels(self) -> list[dict]:
+        """meta.yaml labels of the shape codes (one per training identity, split order)."""
+        return [{"identity": self.identities[i]["id"], "phenotypes": self.identities[i]["phenotypes"],
+                 "age_years": self.identities[i]["age_years"]} for i in self.split("train")]
+
+    def pose_code_labels(self) -> list[dict]:
+        """meta.yaml labels of the pose codes (one per training frame): motion, frame, shape index, angles."""
+        row = {g: k for k, g in enumerate(self.split("train"))}
+        return [{"motion": f["motion"], "frame": f["frame"], "shape_index": row[f["identity"]],
+                 "identity": self.identities[f["identity"]]["id"], "angles": f["angles"]} for f in self.frames]
+
     def canonical(self, indices=None) -> np.ndarray:
         a = self._npy("canonical")
         return np.asarray(a if indices is None else a[indices])

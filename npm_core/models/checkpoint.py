@@ -61,6 +61,10 @@ def progress_path(d) -> Path:
     return Path(d) / "progress.jsonl"
 
 
+def semantics_path(d) -> Path:
+    return Path(d) / "semantics.npz"
+
+
 def _check_stage(stage):
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")

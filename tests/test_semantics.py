@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from npm_core import bodies, cli, semantics
+from npm_core.models import checkpoint
+
+
+def test_linear_map_recovers_a_linear_relation():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (200, 6))
+    a = rng.normal(size=(6, 16))
+    y = x @ a + 0.3 + rng.normal(scale=1e-3, size=(200, 16))
+    m = semantics.LinearMap.fit(x, y, ridge=1e-6)
+    x_new = rng.uniform(0, 1, (10, 6))
+    np.testing.assert_allclose(m(x_new), x_new @ a + 0.3, atol=5e-3)
+    assert m.r2(x, y).min() > 0.999
+
+
+def test_pca_orders_directions_by_variance():
+    rng = np.random.default_rng(1)
+    codes = rng.normal(size=(500, 3)) * [3.0, 1.0, 0.1]
+    p = semantics.PCA.fit(codes, k=3)
+    assert np.abs(p.directions[0]) @ [1, 0, 0] > 0.99
+    assert p.explained[0] > 0.85 and np.all(np.diff(p.explained) < 0)
+    assert p.std[0] == pytest.approx(3.0, rel=0.1)
+
+
+def test_semantics_of_a_checkpoint_roundtrip(tiny_model, capsys):
+    ck, _ = tiny_model
+    assert cli.main(["semantics", "--checkpoint", str(ck)]) == 0
+    assert "R^2" in capsys.readouterr().out
+    sem = semantics.load(checkpoint.semantics_path(ck))
+    m = checkpoint.load_model(ck)
+    ph = np.array([[l["phenotypes"][k] for k in bodies.PHENOTYPES] for l in m.meta["shape"]["codes"]])
+    codes = sem.shape_code(ph)
+    assert codes.shape == tuple(m.shape_codes.shape)
+    lo, hi = sem.phenotype_range[:, bodies.PHENOTYPES.index("weight")]
+    assert sem.out_of_range({k: v for k, v in zip(bodies.PHENOTYPES, ph[0])}) == []
+    assert sem.out_of_range({**dict(zip(bodies.PHENOTYPES, ph[0])), "weight": lo / 2}) == ["weight"]
+    assert sem.pose_code({"knee_bend_l": 30}).shape == (1, m.pose_codes.shape[1])
+    assert sem.shape_pca.directions.shape[1] == m.shape_codes.shape[1]
