@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from skimage.measure import marching_cubes as sk_marching_cubes
 

@@ -11,7 +11,6 @@ everyone, with the pelvis (Anny's root bone) at the origin.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path

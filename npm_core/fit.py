@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
 from . import space
-from .config import save, write_text_atomic
+from .config import write_text_atomic
 from .data.depth import DepthSequence
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class _Problem:
         if len(empty) == len(self.obs):
             raise FitError(f"{seq.path}: no frame has a valid depth pixel")
         if empty:
-            warnings.warn(f"frames {empty} have no valid pixel; their poses are carried by the temporal term")
+            warnings.warn(f"frames {empty} have no valid pixel; their poses are carried by the temporal term", stacklevel=2)
         for t, o in enumerate(self.obs):
             if not o.empty and space.outside_cube(o.points.mean(0, keepdim=True), margin=0.1).any():
                 raise FitError(f"frame {t}: the observed subject (centre {space.model_to_metres(o.points.mean(0)).numpy().round(2)} m) "

@@ -3,7 +3,6 @@ first time); tests that need it use the `body` fixtures, which are session-scope
 
 import os
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("NPM_CACHE_DIR", os.path.expanduser("~/.cache/npm_explorer"))

@@ -7,7 +7,7 @@ import torch
 import trimesh
 
 from npm_core import bodies, config
-from npm_core.data import dataset, depth, flow, samples, sdf
+from npm_core.data import dataset, depth, flow, sdf
 
 
 def test_sdf_signs_agree_with_independent_inside_test(default_body):

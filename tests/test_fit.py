@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from npm_core import bodies, cli, fit, space
+from npm_core import cli, fit, space
 from npm_core.data import depth
 from npm_core.models import checkpoint
 

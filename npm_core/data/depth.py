@@ -195,7 +195,7 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
             raise SequenceError(f"{f}: size {d.shape[::-1]} (w, h) differs from camera.json's {(cam.width, cam.height)}")
         bad = ~np.isfinite(d)
         if bad.any():
-            warnings.warn(f"{f}: {int(bad.sum())} non-finite pixels treated as 'no measurement'")
+            warnings.warn(f"{f}: {int(bad.sum())} non-finite pixels treated as 'no measurement'", stacklevel=2)
             d[bad] = 0.0
         d[d < 0] = 0.0
         depths.append(d)
