@@ -18,6 +18,8 @@ Must not: train, or build paths of other directories (fit results belong to fit.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import platform
 import tempfile
@@ -138,7 +140,7 @@ def save_config(d, model_cfg: ModelConfig, sections: dict[str, Any] | None = Non
     old = yaml.safe_load(path.read_text()) if path.is_file() else {}
     data = {**(old or {}), "model": to_dict(model_cfg)}
     for k, v in (sections or {}).items():
-        data[k] = v if isinstance(v, dict) else to_dict(v)
+        data[k] = to_dict(v) if dataclasses.is_dataclass(v) else v
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
