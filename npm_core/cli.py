@@ -55,7 +55,8 @@ def cmd_data_sequence(args) -> None:
         some = ", ".join(list(idents)[:5])
         raise ValueError(f"unknown identity '{args.identity}' for this data config; ids look like {some}, ...")
     cam = depth.Camera.looking_at_subject(args.width, args.height, args.distance)
-    seq = depth.synthesize_sequence(args.out, idents[args.identity].phenotypes, args.motion, cam, args.frames)
+    seq = depth.synthesize_sequence(args.out, idents[args.identity].phenotypes, args.motion, cam, args.frames,
+                                    compact=args.compact)
     print(f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({idents[args.identity].split}) "
           f"doing '{args.motion}' to {args.out}")
 
@@ -233,7 +234,7 @@ def cmd_fit(args) -> None:
     if "b" in bar:
         bar["b"].close()
     fit.write_result(args.out, res, m, cfg, Path(args.checkpoint).name, Path(args.sequence).resolve(),
-                     args.resolution, _progress_bar("posed meshes"))
+                     args.resolution, _progress_bar("posed meshes"), compact=args.compact)
     print(f"fitted {len(seq)} frames in {res.timings['init_s'] + res.timings['optimise_s']:.1f} s"
           f"{' (interrupted: kept the last completed result)' if res.interrupted else ''} -> {args.out}")
 
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--height", type=int, default=240)
     s.add_argument("--distance", type=float, default=2.8, help="camera distance from the subject, metres")
     s.add_argument("--frames", type=int, default=None)
+    s.add_argument("--compact", action="store_true", help="gt meshes as one gt/meshes.npz (float16) instead of PLYs")
     s.set_defaults(fn=cmd_data_sequence)
     t = sub.add_parser("train", help="train the shape or pose stage (resumes if interrupted)")
     t.add_argument("stage", choices=["shape", "pose"])
@@ -335,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--frames", type=int, help="only the first N frames")
     f.add_argument("--iterations", type=int, help="paper schedule: override the iteration count")
     f.add_argument("--resolution", type=int, help="output mesh resolution (default: the schedule's)")
+    f.add_argument("--compact", action="store_true", help="posed meshes as one meshes.npz (float16) instead of PLYs")
     f.add_argument("--no-temporal", action="store_true")
     f.add_argument("--no-icp", action="store_true")
     f.add_argument("--no-translation", action="store_true")

@@ -407,11 +407,13 @@ def _per_frame_losses(prob, s, P, tau) -> dict:
 
 
 def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_name: str, sequence_path,
-                 resolution: int | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+                 resolution: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 compact: bool = False) -> Path:
     """Write the fit-result directory atomically: built under a temp name, then renamed, so a
     crash never leaves a directory that looks complete."""
     import trimesh
 
+    from .data.depth import write_meshes
     from .mesh.extract import extract, pose_mesh
 
     out_dir = Path(out_dir)
@@ -426,13 +428,14 @@ def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_n
     v, f = canon.vertices, canon.faces.cpu().numpy()
     trimesh.Trimesh(space.model_to_metres(v.cpu().numpy()), f, process=False).export(tmp / "canonical.ply")
     T = len(result.pose_codes)
+    posed_all = []
     for t in range(T):
         with torch.inference_mode():
             posed = pose_mesh(v, model.pose_decoder.displacement_fn(s, result.pose_codes[t].to(cfg.device)))
-        posed = posed.cpu().numpy() + result.translation[t].numpy()
-        trimesh.Trimesh(space.model_to_metres(posed), f, process=False).export(tmp / "meshes" / f"{t:06d}.ply")
+        posed_all.append(space.model_to_metres(posed.cpu().numpy() + result.translation[t].numpy()))
         if progress:
             progress(t + 1, T)
+    write_meshes(tmp / "meshes", np.stack(posed_all), f, compact)
     np.savez(tmp / "fit.npz", shape_code=result.shape_code.numpy(), pose_codes=result.pose_codes.numpy(),
              translation=result.translation.numpy(), **{f"loss_{k}": v for k, v in result.losses.items()})
     import yaml
@@ -469,9 +472,10 @@ class LoadedFit:
         """(canonical vertices [V,3] metres, posed vertices [T,V,3] metres, faces [F,3])."""
         import trimesh
 
+        from .data.depth import read_meshes
+
         c = trimesh.load(self.path / "canonical.ply", process=False)
-        files = sorted((self.path / "meshes").glob("*.ply"))
-        posed = np.stack([np.asarray(trimesh.load(f, process=False).vertices) for f in files])
+        posed, _ = read_meshes(self.path / "meshes")
         return np.asarray(c.vertices), posed, np.asarray(c.faces)
 
 

@@ -109,3 +109,16 @@ def test_dataset_rejects_overlapping_motions(tmp_path):
     cfg = config.from_dict(config.DataConfig, {"test_motions": ["moonwalk"]})
     with pytest.raises(ValueError, match="unknown motion 'moonwalk'"):
         dataset.build(cfg, tmp_path)
+
+
+def test_compact_gt_meshes_roundtrip(tmp_path, default_body):
+    v, f = default_body
+    verts_m = np.stack([v / 0.4, v / 0.4 + [0, 0.1, 0]])
+    cam = depth.Camera.looking_at_subject(40, 30)
+    d = [depth.render_depth(cam, x, f) for x in verts_m]
+    depth.write_sequence(tmp_path / "c", cam, d, verts_m, f, compact=True)
+    assert (tmp_path / "c" / "gt" / "meshes.npz").exists() and not list((tmp_path / "c" / "gt").glob("*.ply"))
+    seq = depth.read_sequence(tmp_path / "c")
+    assert np.abs(seq.gt_vertices - verts_m).max() < 1e-3  # float16 at body scale: sub-millimetre
+    assert np.array_equal(seq.gt_faces, f)
+    assert depth.read_sequence(tmp_path / "c", frames=slice(1, 2)).gt_vertices.shape == (1, 13718, 3)

@@ -47,11 +47,13 @@ def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tm
     res = fit.fit(m, sequence, cfg)
     assert res.pose_codes.shape == (3, 8) and res.translation.shape == (3, 3)
     assert res.losses["reconstruction"].mean() < before
+    compact = fit.read_result(fit.write_result(tmp_path / "c", res, m, cfg, "tiny", sequence.path, compact=True)).meshes()[1]
     out = fit.write_result(tmp_path / "fit", res, m, cfg, "tiny", sequence.path)
     assert not (tmp_path / ".fit.partial").exists()
     r = fit.read_result(out)
     canon, posed, faces = r.meshes()
     assert posed.shape == (3, len(canon), 3) and r.meta["frames"] == 3 and not r.meta["interrupted"]
+    assert np.abs(compact - posed).max() < 2e-3
     # posed meshes are in metres near the subject (within 30 cm of the gt centroid)
     assert np.abs(posed.mean(1) - sequence.gt_vertices.mean(1)).max() < 0.3
 

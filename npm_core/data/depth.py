@@ -5,6 +5,7 @@ frame, metres. World = canonical axes in metres. Directory format (DESIGN.md):
   camera.json  {fx, fy, cx, cy, width, height, depth_scale, fps, world_from_camera (4x4, optional)}
   depth/000000.png ...  uint16, metres = value / depth_scale, 0 = no measurement (.npy float32 metres also read)
   gt/000000.ply ...     optional ground-truth meshes (fixed topology), metres
+  gt/meshes.npz         or, compact: vertices [T,V,3] float16 metres + faces [F,3] (shipped examples)
 """
 
 from __future__ import annotations
@@ -109,7 +110,36 @@ def render_depth(camera: Camera, vertices: np.ndarray, faces: np.ndarray) -> np.
 # ------------------------------------------------------------------------------- I/O
 
 
-def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=None) -> None:
+def write_meshes(directory: Path, vertices: np.ndarray, faces: np.ndarray, compact: bool = False) -> None:
+    """Meshes sharing faces: 000000.ply ... or, compact, one meshes.npz (float16 vertices)."""
+    if compact:
+        tmp = directory / ".meshes.tmp.npz"
+        np.savez_compressed(tmp, vertices=vertices.astype(np.float16), faces=np.asarray(faces, np.int32))
+        tmp.replace(directory / "meshes.npz")
+        return
+    import trimesh
+
+    for i, v in enumerate(vertices):
+        trimesh.Trimesh(v, faces, process=False).export(directory / f"{i:06d}.ply")
+
+
+def read_meshes(directory: Path, frames: slice | None = None):
+    """(vertices [T,V,3] float32, faces) from a folder of PLYs or a meshes.npz; (None, None) if none."""
+    if (directory / "meshes.npz").is_file():
+        with np.load(directory / "meshes.npz", allow_pickle=False) as z:
+            v, f = z["vertices"].astype(np.float32), z["faces"].astype(np.int64)
+        return (v[frames] if frames is not None else v), f
+    files = sorted(directory.glob("*.ply"))
+    if not files:
+        return None, None
+    import trimesh
+
+    files = files[frames] if frames is not None else files
+    meshes = [trimesh.load(f, process=False) for f in files]
+    return np.stack([m.vertices for m in meshes]).astype(np.float32), np.asarray(meshes[0].faces)
+
+
+def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=None, compact: bool = False) -> None:
     """Write a depth-sequence directory (uint16 PNGs in depth_scale units, camera.json, optional gt)."""
     from PIL import Image
 
@@ -124,11 +154,8 @@ def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=No
         q = np.round(np.nan_to_num(d, nan=0.0) * camera.depth_scale).astype(np.uint16)
         Image.fromarray(q).save(directory / "depth" / f"{i:06d}.png")
     if gt_vertices is not None:
-        import trimesh
-
         (directory / "gt").mkdir(exist_ok=True)
-        for i, v in enumerate(gt_vertices):
-            trimesh.Trimesh(v, faces, process=False).export(directory / "gt" / f"{i:06d}.ply")
+        write_meshes(directory / "gt", np.asarray(gt_vertices), faces, compact)
     write_text_atomic(directory / CAMERA_FILE, json.dumps(asdict(camera), indent=1))
 
 
@@ -199,20 +226,14 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
             d[bad] = 0.0
         d[d < 0] = 0.0
         depths.append(d)
-    gt_v = gt_f = None
-    gt_files = sorted((directory / "gt").glob("*.ply"))
-    if gt_files:
-        import trimesh
-
-        gt_files = gt_files[frames] if frames is not None else gt_files
-        meshes = [trimesh.load(f, process=False) for f in gt_files]
-        gt_v = np.stack([m.vertices for m in meshes]).astype(np.float32)
-        gt_f = np.asarray(meshes[0].faces)
+    gt_v, gt_f = read_meshes(directory / "gt", frames)
+    if gt_v is not None and len(gt_v) != len(depths):
+        raise SequenceError(f"{directory / 'gt'}: {len(gt_v)} gt meshes for {len(depths)} depth frames")
     return DepthSequence(cam, np.stack(depths), gt_v, gt_f, directory)
 
 
 def synthesize_sequence(directory, phenotypes, motion_name: str, camera: Camera | None = None,
-                        frames: int | None = None, with_gt: bool = True) -> DepthSequence:
+                        frames: int | None = None, with_gt: bool = True, compact: bool = False) -> DepthSequence:
     """Render a depth sequence of an Anny identity performing a motion (world = canonical axes, metres).
 
     The motion's root translation is applied in world, so a fit has to track it."""
@@ -227,5 +248,5 @@ def synthesize_sequence(directory, phenotypes, motion_name: str, camera: Camera 
     faces = bodies.faces()
     depths = np.stack([render_depth(camera, v, faces) for v in verts])
     camera.fps = m.fps
-    write_sequence(directory, camera, depths, verts if with_gt else None, faces)
+    write_sequence(directory, camera, depths, verts if with_gt else None, faces, compact)
     return read_sequence(directory)
