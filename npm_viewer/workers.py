@@ -1,0 +1,330 @@
+"""Background work for the viewer: the mesh process (extraction + posing) and training runs.
+
+MeshWorker: one process started with `spawn` (Polyscope holds the GIL for a whole frame, and
+fork would copy GL state), torch.set_num_threads(1). Requests carry a job id and a channel
+("main", "gallery"); the process drains its queue and keeps only the newest request per channel
+(latest wins). Canonical meshes are cached by (code, resolution): a pose change only moves
+vertices. Pose "preview" evaluates the pose decoder at a few thousand anchor vertices and spreads
+their displacements to all vertices with fixed k-NN inverse-distance weights; "exact" poses
+every vertex. Results are numpy arrays in model units.
+TrainRun: `npms train` (or any command) as a subprocess, progress read from its JSON lines.
+Must not: import polyscope, or draw.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ANCHORS = 2048
+ANCHOR_K = 4
+PREVIEW_LIPSCHITZ = 1.0  # drag previews: half the evaluations of the default L=2 (a true SDF needs 1;
+# the guard re-runs with 2L, then dense, if the mesh comes out open); full resolution keeps the default
+
+
+@dataclass
+class MeshRequest:
+    job: int
+    channel: str
+    checkpoint: str
+    items: list  # [(shape code [Ds] float32, pose code [Dp] float32 or None), ...]
+    resolution: int
+    pose_mode: str = "exact"  # "exact" | "preview"
+    lipschitz: float | None = None  # narrow-band bound; None = npm_core's default
+
+
+@dataclass
+class Mesh:
+    key: tuple  # (code bytes hash, resolution): same key = same canonical mesh and faces
+    vertices: np.ndarray  # [V, 3] float32, model units (posed if a pose code was given)
+    faces: np.ndarray  # [F, 3] int32
+
+
+@dataclass
+class MeshResult:
+    job: int
+    channel: str
+    meshes: list = field(default_factory=list)  # [Mesh]
+    stats: dict = field(default_factory=dict)  # extract_s, pose_s, total_s, resolution, vertices, cached
+    error: str | None = None
+
+
+def latest_per_channel(requests: list) -> list:
+    """Newest request of each channel, oldest channel first (what the worker actually runs)."""
+    latest = {}
+    for r in requests:
+        if r.channel not in latest or r.job > latest[r.channel].job:
+            latest[r.channel] = r
+    return sorted(latest.values(), key=lambda r: r.job)
+
+
+def anchor_weights(vertices: np.ndarray, n: int = ANCHORS, k: int = ANCHOR_K, seed: int = 0):
+    """Anchor rows [A] (a fixed random subset of vertices [V, 3]) and, per vertex, its k nearest
+    anchors [V, k] with inverse-distance weights [V, k] summing to 1."""
+    from scipy.spatial import cKDTree
+
+    V = len(vertices)
+    anchors = np.sort(np.random.default_rng(seed).permutation(V)[: min(n, V)])
+    k = min(k, len(anchors))
+    d, nn = cKDTree(vertices[anchors]).query(vertices, k=k)
+    d, nn = d.reshape(V, k), nn.reshape(V, k)
+    w = 1.0 / (d + 1e-4)
+    return anchors, nn.astype(np.int64), (w / w.sum(1, keepdims=True)).astype(np.float32)
+
+
+class _Serve:
+    """The worker process's state: loaded model, canonical-mesh cache, anchor weights."""
+
+    def __init__(self, cache_size: int = 16):
+        import torch
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        self.path, self.model = None, None
+        self.cache: OrderedDict = OrderedDict()
+        self.cache_size = cache_size
+
+    def model_for(self, path: str):
+        """The checkpoint at `path`, reloaded when its stage files change (a finished training run)."""
+        from npm_core.models.checkpoint import load_model, stage_path
+
+        stamp = (path, *[stage_path(path, s).stat().st_mtime_ns if stage_path(path, s).exists() else 0
+                         for s in ("shape", "pose")])
+        if stamp != self.path:
+            self.model, self.path = None, None
+            self.model = load_model(path)
+            self.path = stamp
+            self.cache.clear()
+        return self.model
+
+    def canonical(self, code: np.ndarray, resolution: int, stats: dict, lipschitz: float | None = None):
+        from npm_core.mesh.extract import extract
+
+        key = (hash(code.tobytes()), resolution)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            stats["cached"] = True
+            return key, self.cache[key]
+        t = time.perf_counter()
+        kw = {} if lipschitz is None else {"lipschitz": lipschitz}
+        res = extract(self.model.shape_decoder.sdf_fn(self.torch.from_numpy(code)), resolution, **kw)
+        stats["extract_s"] = stats.get("extract_s", 0.0) + time.perf_counter() - t
+        stats["method"] = res.method
+        entry = {"v": res.vertices.numpy().astype(np.float32), "f": res.faces.numpy().astype(np.int32), "anchors": None}
+        self.cache[key] = entry
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return key, entry
+
+    def pose(self, entry: dict, shape_code: np.ndarray, pose_code: np.ndarray, mode: str) -> np.ndarray:
+        torch = self.torch
+        fn = self.model.pose_decoder.displacement_fn(torch.from_numpy(shape_code), torch.from_numpy(pose_code))
+        v = entry["v"]
+        with torch.inference_mode():
+            if mode == "preview" and len(v) > ANCHORS:
+                if entry["anchors"] is None:
+                    entry["anchors"] = anchor_weights(v)
+                anchors, nn, w = entry["anchors"]
+                dx = fn(torch.from_numpy(v[anchors])).numpy()
+                return v + np.einsum("vk,vkc->vc", w, dx[nn])
+            from npm_core.mesh.extract import pose_mesh
+
+            return pose_mesh(torch.from_numpy(v), fn).numpy()
+
+    def run(self, req: MeshRequest) -> MeshResult:
+        out = MeshResult(req.job, req.channel, stats={"resolution": req.resolution, "extract_s": 0.0, "pose_s": 0.0})
+        t0 = time.perf_counter()
+        try:
+            model = self.model_for(req.checkpoint)
+            for shape_code, pose_code in req.items:
+                shape_code = np.asarray(shape_code, np.float32)
+                key, entry = self.canonical(shape_code, req.resolution, out.stats, req.lipschitz)
+                v = entry["v"]
+                if pose_code is not None and model.pose_decoder is not None:
+                    t = time.perf_counter()
+                    v = self.pose(entry, shape_code, np.asarray(pose_code, np.float32), req.pose_mode)
+                    out.stats["pose_s"] += time.perf_counter() - t
+                out.meshes.append(Mesh(key, v.astype(np.float32), entry["f"]))
+            out.stats["vertices"] = int(sum(len(m.vertices) for m in out.meshes))
+        except Exception as e:  # a bad checkpoint, a decoder error: reported, the worker lives on
+            out.error = f"{type(e).__name__}: {e}"
+            out.meshes = []
+        out.stats["total_s"] = time.perf_counter() - t0
+        out.stats["pose_mode"] = req.pose_mode
+        return out
+
+
+def serve(requests, results, stop, paused) -> None:
+    """Worker process main loop: block for a request, drain the queue, run the newest per channel."""
+    server = _Serve()
+    while not stop.is_set():
+        if paused.is_set():
+            time.sleep(0.01)
+            continue
+        try:
+            pending = [requests.get(timeout=0.1)]
+        except queue.Empty:
+            continue
+        while paused.is_set() and not stop.is_set():  # requests pile up; the newest will win
+            time.sleep(0.01)
+        while True:
+            try:
+                pending.append(requests.get_nowait())
+            except queue.Empty:
+                break
+        if any(r is None for r in pending):
+            return
+        for req in latest_per_channel(pending):
+            results.put(server.run(req))
+
+
+class MeshWorker:
+    """Main-process handle: submit() returns a job id; poll() returns results newer than the
+    last one handed out for their channel; busy() tells whether a channel waits for a result."""
+
+    def __init__(self):
+        ctx = mp.get_context("spawn")
+        self.requests, self.results = ctx.Queue(), ctx.Queue()
+        self.stop_event, self.paused = ctx.Event(), ctx.Event()
+        self.proc = ctx.Process(target=serve, args=(self.requests, self.results, self.stop_event, self.paused),
+                                daemon=True, name="npm-viewer-mesh")
+        self.proc.start()
+        self.job = 0
+        self.submitted: dict[str, int] = {}
+        self.answered: dict[str, int] = {}
+        self.last_stats: dict[str, dict] = {}
+
+    def submit(self, channel: str, checkpoint, items, resolution: int, pose_mode: str = "exact",
+               lipschitz: float | None = None) -> int:
+        self.job += 1
+        self.submitted[channel] = self.job
+        self.requests.put(MeshRequest(self.job, channel, str(checkpoint), list(items), int(resolution), pose_mode,
+                                      lipschitz))
+        return self.job
+
+    def poll(self) -> list[MeshResult]:
+        out = []
+        while True:
+            try:
+                r = self.results.get_nowait()
+            except queue.Empty:
+                break
+            if r.job > self.answered.get(r.channel, 0):
+                self.answered[r.channel] = r.job
+                self.last_stats[r.channel] = r.stats
+                out.append(r)
+        return out
+
+    def busy(self, channel: str | None = None) -> bool:
+        chans = [channel] if channel else list(self.submitted)
+        return any(self.submitted.get(c, 0) > self.answered.get(c, 0) for c in chans)
+
+    def wait(self, timeout: float = 60.0) -> list[MeshResult]:
+        """Block until every channel is answered (scripts, tests, screenshot mode)."""
+        out, t = [], time.time()
+        while self.busy() and time.time() - t < timeout:
+            out += self.poll()
+            if self.busy():
+                time.sleep(0.005)
+        return out
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.stop_event.set()
+            self.requests.put(None)
+            self.proc.join(3)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(2)
+
+
+class TrainRun:
+    """A training stage in a subprocess (default `python -m npm_core.cli train STAGE`), or, with
+    no command started, a watcher of a checkpoint's progress file. Events of `stage` only."""
+
+    def __init__(self, out_dir, stage: str, config: str | None = None, command: list | None = None):
+        from npm_core.models.checkpoint import progress_path
+
+        self.out_dir, self.stage, self.config = Path(out_dir), stage, config
+        self.progress_file = progress_path(self.out_dir)
+        self.command = command or ([sys.executable, "-m", "npm_core.cli", "train", stage, "--out", str(self.out_dir)]
+                                   + (["--config", config] if config else []))
+        self.proc: subprocess.Popen | None = None
+        self.offset, self.events = 0, []
+        self.log_path: Path | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        if self.running:
+            return
+        fd, log = tempfile.mkstemp(prefix=f"npm-train-{self.stage}-", suffix=".log")
+        self.log_path = Path(log)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(self.command, stdout=fd, stderr=subprocess.STDOUT, env=env)
+        os.close(fd)
+        self.started = time.time()
+
+    def stop(self) -> None:
+        """SIGTERM (training keeps its per-epoch resumable state; start again to resume)."""
+        if self.running:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self):
+        return None if self.proc is None else self.proc.poll()
+
+    def poll(self) -> list:
+        from npm_core.progress import read_events
+
+        new, self.offset = read_events(self.progress_file, self.offset)
+        new = [e for e in new if e.stage == self.stage]
+        self.events += new
+        return new
+
+    @property
+    def last(self):
+        return self.events[-1] if self.events else None
+
+    @property
+    def fraction(self) -> float:
+        e = self.last
+        if e is None or not e.total_epochs:
+            return 0.0
+        return 1.0 if e.done else min(1.0, e.epoch / e.total_epochs)
+
+    @property
+    def finished(self) -> bool:
+        """The subprocess exited 0 or the log says done."""
+        return (self.proc is not None and self.returncode == 0) or bool(self.last and self.last.done)
+
+    def loss_curve(self, key: str = "total") -> tuple[np.ndarray, np.ndarray]:
+        pts = [(e.step, e.losses[key]) for e in self.events if key in e.losses and e.losses[key] > 0]
+        if not pts:
+            return np.zeros(0), np.zeros(0)
+        a = np.asarray(pts, np.float64)
+        return a[:, 0], a[:, 1]
+
+    def log_tail(self, n: int = 3) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").replace("\r", "\n")
+        return "\n".join([ln for ln in text.splitlines() if ln.strip()][-n:])
