@@ -9,7 +9,6 @@ Scene units are metres (space.model_to_metres on everything the worker returns).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import deque
@@ -66,13 +65,9 @@ def init_polyscope(backend: str | None = None, size=(1280, 800)) -> str:
     """Initialise Polyscope for the app; no DISPLAY -> the headless EGL backend."""
     import polyscope as ps
 
-    ps.set_use_prefs_file(False)
-    ps.set_allow_headless_backends(True)
-    ps.set_errors_throw_exceptions(True)
-    ps.set_display_message_popups(False)
-    if backend is None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        backend = "openGL3_egl"
-    ps.init(backend) if backend else ps.init()
+    from .render import start_polyscope
+
+    backend = start_polyscope(backend)
     ps.set_program_name("NPM Explorer")
     ps.set_build_default_gui_panels(False)
     ps.set_open_imgui_window_for_user_callback(False)
@@ -81,7 +76,7 @@ def init_polyscope(backend: str | None = None, size=(1280, 800)) -> str:
     ps.set_front_dir("z_front")
     ps.set_ground_plane_mode("shadow_only")
     ps.set_automatically_compute_scene_extents(False)
-    return backend or "default"
+    return backend
 
 
 def discover_checkpoints(root: str = "checkpoints") -> list:

@@ -10,12 +10,10 @@ import os
 import numpy as np
 
 
-def init_polyscope(backend: str | None = None) -> None:
-    """Initialise Polyscope once; picks the headless EGL backend when there is no display."""
+def start_polyscope(backend: str | None = None) -> str:
+    """Start Polyscope quietly (no prefs file, errors as exceptions); no display -> headless EGL."""
     import polyscope as ps
 
-    if getattr(init_polyscope, "_done", False):
-        return
     ps.set_use_prefs_file(False)
     ps.set_allow_headless_backends(True)
     ps.set_errors_throw_exceptions(True)
@@ -23,6 +21,14 @@ def init_polyscope(backend: str | None = None) -> None:
     if backend is None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         backend = "openGL3_egl"
     ps.init(backend) if backend else ps.init()
+    return backend or "default"
+
+
+def init_polyscope(backend: str | None = None) -> None:
+    """Start Polyscope once per process, for off-screen pictures."""
+    if getattr(init_polyscope, "_done", False):
+        return
+    start_polyscope(backend)
     init_polyscope._done = True
 
 
