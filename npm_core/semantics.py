@@ -27,7 +27,8 @@ class LinearMap:
 
     @staticmethod
     def fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> "LinearMap":
-        mean, scale = x.mean(0), x.std(0) + 1e-8
+        mean, std = x.mean(0), x.std(0)
+        scale = np.where(std > 1e-8, std, 1.0)  # a constant input column gets weight 0, not 1e8
         xs = (x - mean) / scale
         bias = y.mean(0)
         w = np.linalg.solve(xs.T @ xs + ridge * len(x) * np.eye(x.shape[1]), xs.T @ (y - bias))
@@ -35,6 +36,10 @@ class LinearMap:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x) - self.mean) / self.scale) @ self.weight + self.bias
+
+    def shift(self, delta: np.ndarray) -> np.ndarray:
+        """map(x + delta) - map(x), the same for every x: how far a slider moves a code."""
+        return (np.asarray(delta) / self.scale) @ self.weight
 
     def r2(self, x, y) -> np.ndarray:
         """Coefficient of determination per output column."""
@@ -56,6 +61,11 @@ class PCA:
         var = sv**2 / max(1, len(codes) - 1)
         k = min(k, len(sv))
         return PCA(mean, vt[:k], np.sqrt(var[:k]), var[:k] / var.sum())
+
+    def offset(self, coefficients) -> np.ndarray:
+        """Code offset for coefficients along the first directions, in standard deviations."""
+        c = np.asarray(coefficients, np.float64)
+        return (c * self.std[:len(c)]) @ self.directions[:len(c)]
 
 
 @dataclass
@@ -95,7 +105,7 @@ def compute(model, ridge: float = 1e-2) -> Semantics:
     labels = model.meta.get("shape", {}).get("codes")
     if not labels or "phenotypes" not in labels[0]:
         raise ValueError(f"{model.path}: meta.yaml has no per-code phenotypes (shape.codes[].phenotypes)")
-    ph = bodies.phenotype_array([type("I", (), {"phenotypes": l["phenotypes"]}) for l in labels])
+    ph = np.concatenate([bodies.check_phenotypes(l["phenotypes"]) for l in labels])
     s = model.shape_codes.detach().cpu().numpy().astype(np.float64)
     sem = Semantics(LinearMap.fit(ph, s, ridge), LinearMap.fit(s, ph, ridge), PCA.fit(s),
                     np.stack([ph.min(0), ph.max(0)]))

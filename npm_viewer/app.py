@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npm_core import space
+from npm_core import bodies, space
 
 from . import state as S
 from .panels import common, export, pose, sequence, shape, train, transfer
@@ -42,6 +42,10 @@ class ModelInfo:
     pose_labels: list
     motions: dict  # motion -> [pose rows sorted by frame]
     meta: dict
+    semantics: object | None = None  # npm_core.semantics.Semantics when semantics.npz is there
+    phenotypes: np.ndarray | None = None  # [I, 6] of each shape code's identity (meta.yaml)
+    angles: np.ndarray | None = None  # [T, J] joint angles of each pose code's frame (meta.yaml)
+    note: str = ""  # why the semantic sliders are missing, if they are
 
     @staticmethod
     def read(path) -> ModelInfo:
@@ -50,6 +54,31 @@ class ModelInfo:
         )
 
         m = load_model(path)
+        info = ModelInfo._read_codes(path, m)
+        info.semantics, info.note = ModelInfo._read_semantics(path)
+        sl = (info.meta.get("shape") or {}).get("codes") or []
+        if len(sl) == len(info.shape_codes) and all("phenotypes" in e for e in sl):
+            info.phenotypes = np.concatenate([bodies.check_phenotypes(e["phenotypes"]) for e in sl])
+        pl = (info.meta.get("pose") or {}).get("codes") or []
+        if info.pose_codes is not None and len(pl) == len(info.pose_codes) and all("angles" in e for e in pl):
+            info.angles = np.array([e["angles"] for e in pl], np.float64)
+        return info
+
+    @staticmethod
+    def _read_semantics(path):
+        from npm_core import semantics
+        from npm_core.models.checkpoint import semantics_path
+
+        f = semantics_path(path)
+        if not f.exists():
+            return None, f"no {f.name}: run `npms semantics --checkpoint {path}` for semantic sliders"
+        try:
+            return semantics.load(f), ""
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return None, f"{f}: unreadable ({e}); rerun `npms semantics --checkpoint {path}`"
+
+    @staticmethod
+    def _read_codes(path, m) -> ModelInfo:
         meta = m.meta or {}
         sl = (meta.get("shape") or {}).get("codes") or []
         pl = (meta.get("pose") or {}).get("codes") or [] if m.pose_codes is not None else []
@@ -128,6 +157,7 @@ class App:
         st = self.state
         n = len(info.shape_codes)
         st.shape_a, st.shape_b, st.sampled = 0, min(1, n - 1), None
+        st.reset_semantics(info.semantics)
         st.transfer_shape = 0
         st.gallery_shapes = list(range(min(3, n)))
         if info.pose_codes is not None:
@@ -139,6 +169,8 @@ class App:
         st.recent_checkpoints = S.push_recent(st.recent_checkpoints, path)
         st.info(f"opened {path}: {n} shape codes, "
                 + (f"{len(info.pose_codes)} pose codes" if info.pose_codes is not None else "no pose stage"))
+        if info.note:
+            st.info(info.note)
         self.request_view()
         return True
 
@@ -167,12 +199,27 @@ class App:
                 self.open_checkpoint(p)
 
     # ------------------------------------------------------------------ codes and requests
-    def shape_code(self) -> np.ndarray:
+    def base_shape_code(self) -> np.ndarray:
+        """A (or the prior sample) blended towards B: the code before semantic sliders."""
         st, m = self.state, self.model
         a = np.asarray(st.sampled, np.float32) if st.sampled is not None else m.shape_codes[st.shape_a]
         return S.mix(a, m.shape_codes[st.shape_b], st.alpha) if st.alpha > 0 else a.astype(np.float32)
 
-    def pose_code(self) -> np.ndarray | None:
+    def shape_code(self) -> np.ndarray:
+        sem, st = self.model.semantics, self.state
+        code = self.base_shape_code()
+        if sem is not None and st.phenotype_delta:
+            code = code + sem.phenotype_to_shape.shift(st.phenotype_delta) + sem.shape_pca.offset(st.shape_pca)
+        return code.astype(np.float32)
+
+    def base_phenotypes(self) -> np.ndarray | None:
+        """[6] phenotypes of the base code: the identities' own (blended), or the map's estimate."""
+        st, m = self.state, self.model
+        if m.phenotypes is not None and st.sampled is None:
+            return S.mix(m.phenotypes[st.shape_a], m.phenotypes[st.shape_b], st.alpha).astype(np.float64)
+        return None if m.semantics is None else m.semantics.shape_to_phenotype(self.base_shape_code())
+
+    def base_pose_code(self) -> np.ndarray | None:
         st, m = self.state, self.model
         if m is None or m.pose_codes is None:
             return None
@@ -180,6 +227,23 @@ class App:
             rows = m.motions[st.motion]
             return m.pose_codes[rows[int(st.motion_pos) % len(rows)]]
         return S.mix(m.pose_codes[st.pose_a], m.pose_codes[st.pose_b], st.beta)
+
+    def pose_code(self) -> np.ndarray | None:
+        sem, st = self.model.semantics if self.model else None, self.state
+        code = self.base_pose_code()
+        if code is not None and sem is not None and sem.angles_to_pose is not None and st.angle_delta:
+            code = code + sem.angles_to_pose.shift(st.angle_delta) + sem.pose_pca.offset(st.pose_pca)
+        return None if code is None else code.astype(np.float32)
+
+    def base_angles(self) -> np.ndarray | None:
+        """[J] joint angles (deg) of the base pose (blended labels of A and B), or None if unknown."""
+        st, m = self.state, self.model
+        if m.angles is None:
+            return None
+        if st.motion_playing and st.motion in m.motions:
+            rows = m.motions[st.motion]
+            return m.angles[rows[int(st.motion_pos) % len(rows)]]
+        return S.mix(m.angles[st.pose_a], m.angles[st.pose_b], st.beta).astype(np.float64)
 
     def request_view(self, preview: bool = False) -> None:
         """Ask the worker for the meshes the current view shows. preview: a shape slider is being

@@ -23,10 +23,14 @@ class State:
     shape_b: int = 1
     alpha: float = 0.0
     sampled: list | None = None  # a code drawn from the prior; replaces A while set
+    phenotype_delta: list = field(default_factory=list)  # [6] semantic shift of the phenotypes
+    shape_pca: list = field(default_factory=list)  # [K] offsets along the shape-code PCA (std units)
     # pose panel
     pose_a: int = 0
     pose_b: int = 1
     beta: float = 0.0
+    angle_delta: list = field(default_factory=list)  # [J] semantic shift of the joint angles (deg)
+    pose_pca: list = field(default_factory=list)  # [K] offsets along the pose-code PCA (std units)
     motion: str = ""
     motion_playing: bool = False
     motion_pos: float = 0.0
@@ -62,6 +66,19 @@ class State:
         self.panel = name
         if name in VIEW_PANELS:
             self.view = name
+
+    def reset_semantics(self, sem=None) -> None:
+        """Zero every semantic slider (sized for the checkpoint's semantics, none without)."""
+        self.phenotype_delta = [0.0] * len(sem.phenotype_range[0]) if sem is not None else []
+        self.shape_pca = [0.0] * len(sem.shape_pca.std) if sem is not None else []
+        has_pose = sem is not None and sem.angles_to_pose is not None
+        self.angle_delta = [0.0] * len(sem.angle_range[0]) if has_pose else []
+        self.pose_pca = [0.0] * len(sem.pose_pca.std) if has_pose else []
+
+    def zero(self, *names: str) -> None:
+        """Set the named list fields (slider offsets) back to zeros."""
+        for name in names:
+            setattr(self, name, [0.0] * len(getattr(self, name)))
 
     def error(self, text: str) -> None:
         self.messages = (self.messages + [("error", text)])[-5:]

@@ -16,6 +16,26 @@ def test_linear_map_recovers_a_linear_relation():
     assert m.r2(x, y).min() > 0.999
 
 
+def test_slider_shift_is_the_map_difference_and_constant_inputs_are_inert():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (100, 3))
+    x[:, 2] = 0.7  # a joint never moved in training
+    y = x[:, :2] @ rng.normal(size=(2, 5))
+    m = semantics.LinearMap.fit(x, y)
+    delta = np.array([0.2, -0.1, 0.0])
+    np.testing.assert_allclose(m.shift(delta), m(x[:1] + delta)[0] - m(x[:1])[0], atol=1e-12)
+    assert np.abs(m.shift([0.0, 0.0, 30.0])).max() < 1e-9  # no blow-up along the constant column
+
+
+def test_pca_offset_moves_codes_by_standard_deviations():
+    rng = np.random.default_rng(3)
+    codes = rng.normal(size=(400, 4)) * [2.0, 0.5, 0.2, 0.1]
+    p = semantics.PCA.fit(codes, k=2)
+    off = p.offset([1.5, 0.0])
+    assert np.linalg.norm(off) == pytest.approx(1.5 * p.std[0])
+    assert abs(off @ p.directions[1]) < 1e-9
+
+
 def test_pca_orders_directions_by_variance():
     rng = np.random.default_rng(1)
     codes = rng.normal(size=(500, 3)) * [3.0, 1.0, 0.1]

@@ -7,14 +7,42 @@ from __future__ import annotations
 import polyscope.imgui as psim
 
 
-def slider(app, label: str, value: float, lo: float = 0.0, hi: float = 1.0, channel: str = "main") -> float:
-    """SliderFloat that asks for a preview mesh while dragged and the full one on release."""
-    changed, value = psim.SliderFloat(label, value, lo, hi)
+def slider(app, label: str, value: float, apply, lo: float = 0.0, hi: float = 1.0, fmt: str = "%.3f") -> None:
+    """SliderFloat that applies the new value to the state, then asks for a preview mesh while
+    dragged and the full one on release."""
+    changed, value = psim.SliderFloat(label, value, lo, hi, fmt)
     if changed:
+        apply(value)
         app.request_view(preview=True)
     if psim.IsItemDeactivatedAfterEdit():
         app.request_view(preview=False)
-    return value
+
+
+def delta_sliders(app, items, base, deltas: list, train_range, fmt: str) -> None:
+    """Semantic sliders: each shows base[i] + deltas[i] (the value asked for); dragging sets the
+    delta. items: (index, label, lo, hi); values outside the training range are marked."""
+    for i, label, lo, hi in items:
+        value = base[i] + deltas[i]
+        slider(app, label, value, lambda v, i=i: deltas.__setitem__(i, v - base[i]), lo, hi, fmt)
+        out_of_range_mark(value, train_range[0][i], train_range[1][i])
+
+
+def pca_sliders(app, prefix: str, pca, coefficients: list, count: int = 4) -> None:
+    """Offsets along the first principal directions in standard deviations (beyond 2 marked)."""
+    for k in range(min(count, len(coefficients))):
+        slider(app, f"{prefix}{k + 1} ({pca.explained[k] * 100:.0f}%)", coefficients[k],
+               lambda v, k=k: coefficients.__setitem__(k, v), -3.0, 3.0, "%.1f sd")
+        out_of_range_mark(coefficients[k], -2.0, 2.0)
+
+
+def out_of_range_mark(value: float, lo: float, hi: float) -> None:
+    """After a slider: a marker when its value lies outside the training range (allowed, but
+    the decoder extrapolates there)."""
+    if not lo - 1e-6 <= value <= hi + 1e-6:
+        psim.SameLine()
+        psim.TextColored((1.0, 0.45, 0.3, 1.0), "!")
+        if psim.IsItemHovered():
+            psim.SetTooltip(f"outside the training range [{lo:.2f}, {hi:.2f}]")
 
 
 class FolderDialog:

@@ -6,13 +6,19 @@ while dragging, exact after release).
 
 from __future__ import annotations
 
+import numpy as np
 import polyscope.imgui as psim
 
+from npm_core import bodies
+
 from ..state import advance
-from .common import combo, slider
+from .common import combo, delta_sliders, pca_sliders, slider
 from .shape import draw_stats
 
 TITLE = "Pose"
+# the joints offered as sliders (all joints are in the map; these are the ones people ask for)
+SLIDER_JOINTS = ["spine_bend", "torso_twist", "head_turn", "shoulder_raise_l", "shoulder_raise_r",
+                 "elbow_bend_l", "elbow_bend_r", "hip_flex_l", "hip_flex_r", "knee_bend_l", "knee_bend_r"]
 
 
 def set_poses(app, a: int | None = None, b: int | None = None, beta: float | None = None) -> None:
@@ -44,6 +50,36 @@ def update(app, dt: float) -> None:
         app.request_view(preview=True)
 
 
+def base_angles(app) -> np.ndarray:
+    """Joint angles of the current pose (from the codes' labels; zeros if the checkpoint has none)."""
+    a = app.base_angles()
+    return np.zeros(len(bodies.JOINT_NAMES)) if a is None else a
+
+
+def set_joint(app, name: str, degrees: float) -> None:
+    """Ask for joint `name` at `degrees`: the pose code moves along the joint-angle map by the
+    difference from the current pose's angle."""
+    j = bodies.JOINT_NAMES.index(name)
+    app.state.angle_delta[j] = float(degrees) - float(base_angles(app)[j])
+    app.request_view()
+
+
+def draw_semantic(app) -> None:
+    st, sem = app.state, app.model.semantics
+    if not psim.CollapsingHeader("Joint-angle and PCA sliders", psim.ImGuiTreeNodeFlags_DefaultOpen):
+        return
+    if sem is None or sem.angles_to_pose is None:
+        psim.TextWrapped(app.model.note or "this checkpoint's semantics have no joint-angle map")
+        return
+    items = [(bodies.JOINT_NAMES.index(n), n.replace("_", " "), bodies.JOINTS[n].lo, bodies.JOINTS[n].hi)
+             for n in SLIDER_JOINTS]
+    delta_sliders(app, items, base_angles(app), st.angle_delta, sem.angle_range, "%.0f deg")
+    pca_sliders(app, "pose PC", sem.pose_pca, st.pose_pca)
+    if psim.SmallButton("reset joint/PCA sliders"):
+        app.state.zero("angle_delta", "pose_pca")
+        app.request_view()
+
+
 def draw(app) -> None:
     st, m = app.state, app.model
     if m is None:
@@ -72,7 +108,8 @@ def draw(app) -> None:
             app.request_view(preview=True)
         if psim.IsItemDeactivatedAfterEdit():
             app.request_view()
-    st.beta = slider(app, "beta (A -> B)", st.beta)
+    slider(app, "beta (A -> B)", st.beta, lambda v: setattr(st, "beta", v))
+    draw_semantic(app)
     psim.Separator()
     changed, mi = combo("motion", motions.index(st.motion) if st.motion in motions else 0, motions)
     if changed:

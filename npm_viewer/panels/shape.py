@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import polyscope.imgui as psim
 
-from .common import combo, slider
+from npm_core import bodies
+
+from .common import combo, delta_sliders, pca_sliders, slider
 
 TITLE = "Shape"
 
@@ -31,6 +33,29 @@ def sample_prior(app) -> None:
     app.request_view()
 
 
+def set_phenotype(app, name: str, value: float) -> None:
+    """Ask for phenotype `name` = value: the code moves along the phenotype map by the difference
+    from the current body's phenotypes (what the map does not explain of the code is kept)."""
+    i = bodies.PHENOTYPES.index(name)
+    app.state.phenotype_delta[i] = float(value) - float(app.base_phenotypes()[i])
+    app.request_view()
+
+
+def draw_semantic(app) -> None:
+    st, sem = app.state, app.model.semantics
+    if not psim.CollapsingHeader("Phenotype and PCA sliders", psim.ImGuiTreeNodeFlags_DefaultOpen):
+        return
+    if sem is None:
+        psim.TextWrapped(app.model.note)
+        return
+    items = [(i, name, 0.0, 1.0) for i, name in enumerate(bodies.PHENOTYPES)]
+    delta_sliders(app, items, app.base_phenotypes(), st.phenotype_delta, sem.phenotype_range, "%.2f")
+    pca_sliders(app, "PC", sem.shape_pca, st.shape_pca)
+    if psim.SmallButton("reset phenotype/PCA sliders"):
+        app.state.zero("phenotype_delta", "shape_pca")
+        app.request_view()
+
+
 def draw(app) -> None:
     st, m = app.state, app.model
     if m is None:
@@ -51,12 +76,13 @@ def draw(app) -> None:
     changed, j = combo("shape B", st.shape_b, labels)
     if changed:
         set_codes(app, b=j)
-    st.alpha = slider(app, "alpha (A -> B)", st.alpha)
+    slider(app, "alpha (A -> B)", st.alpha, lambda v: setattr(st, "alpha", v))
     if psim.Button("Sample from the prior"):
         sample_prior(app)
     psim.SameLine()
     if psim.Button("Swap A/B") and st.sampled is None:
         set_codes(app, a=st.shape_b, b=st.shape_a)
+    draw_semantic(app)
     psim.Separator()
     changed, st.full_resolution = psim.SliderInt("full resolution", st.full_resolution, 64, 256)
     if psim.IsItemDeactivatedAfterEdit():

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from npm_core import bodies
 from npm_viewer.panels import export, pose, sequence, shape, train, transfer
 
 
@@ -132,6 +133,45 @@ def test_export_mesh_and_recording(app, tiny_fit, tmp_path, rendering):
         app.tick()
     assert rec.done and len(list((tmp_path / "frames").glob("frame_*.png"))) == 8
     assert (tmp_path / "frames" / "animation.gif").stat().st_size > 0
+
+
+def test_phenotype_slider_moves_the_code_along_the_map_and_marks_out_of_range(app):
+    sem = app.model.semantics
+    assert sem is not None and len(app.state.phenotype_delta) == 6
+    base_code, base_ph = app.shape_code(), app.base_phenotypes()
+    h = bodies.PHENOTYPES.index("height")
+    np.testing.assert_allclose(base_ph, app.model.phenotypes[0])  # the identity's own labels
+    v0 = body(app)
+    shape.set_phenotype(app, "height", base_ph[h] - 0.2)
+    app.settle()
+    want = base_code + sem.phenotype_to_shape.shift(np.eye(6)[h] * -0.2)
+    np.testing.assert_allclose(app.shape_code(), want, atol=1e-5)
+    v1 = body(app)
+    assert np.ptp(v1[:, 1]) < np.ptp(v0[:, 1]) * 0.98  # asked for shorter: the decoded body is shorter
+    assert sem.out_of_range({**dict(zip(bodies.PHENOTYPES, base_ph)), "height": base_ph[h] - 0.2}) == ["height"]
+    app.state.shape_pca[0] = 1.0
+    assert np.linalg.norm(app.shape_code() - want) == pytest.approx(sem.shape_pca.std[0], rel=1e-4)
+    app.state.zero("phenotype_delta", "shape_pca")
+    np.testing.assert_allclose(app.shape_code(), base_code)
+    app.settle()
+
+
+def test_joint_slider_poses_the_body(app):
+    app.select_panel("pose")
+    pose.set_poses(app, a=0, b=0, beta=0.0)
+    app.settle()
+    raise_l = bodies.JOINT_NAMES.index("shoulder_raise_l")
+    assert pose.base_angles(app)[raise_l] == pytest.approx(0.0)
+    v0 = body(app)
+    pose.set_joint(app, "shoulder_raise_l", 50.0)
+    app.settle()
+    assert app.state.angle_delta[raise_l] == pytest.approx(50.0)
+    want = app.model.pose_codes[0] + app.model.semantics.angles_to_pose.shift(np.eye(len(bodies.JOINT_NAMES))[raise_l] * 50)
+    np.testing.assert_allclose(app.pose_code(), want, atol=1e-5)
+    v1 = body(app)
+    assert v1.shape == v0.shape and np.abs(v1 - v0).max() > 0.02  # arms moved (metres)
+    app.state.zero("angle_delta", "pose_pca")
+    np.testing.assert_allclose(app.pose_code(), app.model.pose_codes[0])
 
 
 def _nonblank(img):

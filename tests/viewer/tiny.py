@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from npm_core import bodies, semantics
 from npm_core.mesh import analytic
 from npm_core.models import checkpoint as ckpt
 from npm_core.models.decoders import (
@@ -79,9 +80,15 @@ def make_checkpoint(out, steps: int = 250, seed: int = 0) -> Path:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    plabels = [{"motion": "arm_raise" if k < 5 else "wave", "frame": k if k < 5 else k - 5, "shape_index": 0}
-               for k in range(N_POSES)]
+    raise_l, raise_r = bodies.JOINT_NAMES.index("shoulder_raise_l"), bodies.JOINT_NAMES.index("shoulder_raise_r")
+    plabels = []
+    for k in range(N_POSES):
+        deg = [0.0] * len(bodies.JOINT_NAMES)
+        deg[raise_l] = deg[raise_r] = math.degrees(float(angles[k]))
+        plabels.append({"motion": "arm_raise" if k < 5 else "wave", "frame": k if k < 5 else k - 5,
+                        "shape_index": 0, "angles": deg})
     ckpt.save_stage(out, "pose", pose, pcodes.detach(), CONFIG, code_labels=plabels)
+    semantics.save(semantics.compute(ckpt.load_model(out)), ckpt.semantics_path(out))
     return out
 
 
