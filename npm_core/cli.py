@@ -159,12 +159,16 @@ def cmd_eval_model(args) -> None:
     data_cfg = config.from_dict(config.DataConfig, m.sections.get("data"), f"{args.checkpoint} data")
     ds = dataset.load(data_cfg, Path(args.cache) if args.cache else None)
     out = {"checkpoint": str(args.checkpoint)}
+    test_codes = {}
     for split, n in [("test", args.identities), ("train", args.identities)]:
-        rows = evaluate.evaluate_shapes(m, ds, split, n, args.resolution, args.iou_points, progress=_progress_bar(f"{split} shapes"))
+        rows = evaluate.evaluate_shapes(m, ds, split, n, args.resolution, args.iou_points,
+                                        progress=_progress_bar(f"{split} shapes"), codes_out=test_codes)
         out[f"{split}_identities"] = {"count": len(rows), "iou": float(sum(r["iou"] for r in rows) / len(rows)),
                                       "chamfer_l2": float(sum(r["chamfer_l2"] for r in rows) / len(rows)), "per_identity": rows}
     if m.pose_decoder is not None:
-        out["held_out_poses"] = evaluate.evaluate_poses(m, ds, args.frames, progress=_progress_bar("held-out poses"))
+        test_codes = {i: c for i, c in test_codes.items() if i not in set(ds.split("train"))}
+        out["held_out_poses"] = evaluate.evaluate_poses(m, ds, args.frames, progress=_progress_bar("held-out poses"),
+                                                        test_codes=test_codes)
     print(yaml.safe_dump({k: ({kk: vv for kk, vv in v.items() if kk != "per_identity"} if isinstance(v, dict) else v)
                           for k, v in out.items()}, sort_keys=False))
     if args.json:
@@ -266,7 +270,7 @@ def cmd_semantics(args) -> None:
     from .models import checkpoint
 
     m = checkpoint.load_model(args.checkpoint)
-    sem = semantics.compute(m, args.ridge)
+    sem = semantics.compute(m, args.ridge, args.shape_map, args.pose_map)
     semantics.save(sem, checkpoint.semantics_path(args.checkpoint))
     ph = [l["phenotypes"] for l in m.meta["shape"]["codes"]]
     import numpy as np
@@ -352,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("semantics", help="phenotype/joint-angle maps and PCA of a checkpoint's codes")
     se.add_argument("--checkpoint", required=True)
     se.add_argument("--ridge", type=float, default=1e-2)
+    se.add_argument("--shape-map", choices=["linear", "mlp"], default="linear", help="phenotypes -> shape code")
+    se.add_argument("--pose-map", choices=["linear", "mlp"], default="mlp", help="joint angles -> pose code")
     se.set_defaults(fn=cmd_semantics)
     return p
 

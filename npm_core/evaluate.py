@@ -20,9 +20,10 @@ from .mesh.extract import extract
 
 
 def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int = 256, iou_points: int = 1_000_000,
-                    chamfer_points: int = 100_000, progress=None) -> list[dict]:
+                    chamfer_points: int = 100_000, progress=None, codes_out: dict | None = None) -> list[dict]:
     """Per identity: {"identity", "iou", "chamfer_l2"}; test identities get an optimised code,
-    training identities use their learned code."""
+    training identities use their learned code. codes_out: filled with identity index -> code,
+    so the pose evaluation reuses the optimised codes."""
     ids = ds.split(split)[:count]
     train = ds.split("train")
     faces = bodies.faces()
@@ -34,6 +35,8 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
             code = model.shape_codes[train.index(i)]
         else:
             code = fit_shape_code(model.shape_decoder, samples.points[k], samples.sdf[k], model.shape_codes.mean(0))
+        if codes_out is not None:
+            codes_out[i] = code
         with torch.inference_mode():
             mesh = extract(model.shape_decoder.sdf_fn(code), resolution)
         v, f = mesh.vertices.numpy(), mesh.faces.numpy()
@@ -46,21 +49,22 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
 
 
 def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 2000, batch: int = 32, seed: int = 0,
-                   progress=None) -> dict:
-    """Mean vertex error (cm) of held-out frames with optimised pose codes; split by group."""
+                   progress=None, test_codes: dict | None = None) -> dict:
+    """Mean vertex error (cm) of held-out frames with optimised pose codes; split by group.
+    Frames are drawn from training identities (learned codes) and from the test identities in
+    test_codes (identity index -> code optimised by evaluate_shapes), so no shape code is fitted
+    twice; without test_codes, the first 4 test identities get one."""
     flow = ds.flow_samples(test=True)
     train = ds.split("train")
+    if test_codes is None:
+        test = ds.split("test")[:4]
+        samples = ds.shape_samples(test)
+        test_codes = {i: fit_shape_code(model.shape_decoder, samples.points[k], samples.sdf[k], model.shape_codes.mean(0))
+                      for k, i in enumerate(test)}
+    shape_code = {i: model.shape_codes[k] for k, i in enumerate(train)} | dict(test_codes)
+    usable = np.array([t for t in range(flow.num_frames) if ds.test_frames[t]["identity"] in shape_code])
     rng = np.random.default_rng(seed)
-    frames = np.sort(rng.choice(flow.num_frames, min(max_frames, flow.num_frames), replace=False))
-    # shape code per identity: learned for training identities, optimised for test identities
-    shape_code = {}
-    needed = {ds.test_frames[t]["identity"] for t in frames}
-    for i in needed:
-        if i in train:
-            shape_code[i] = model.shape_codes[train.index(i)]
-        else:
-            s = ds.shape_samples([i])
-            shape_code[i] = fit_shape_code(model.shape_decoder, s.points[0], s.sdf[0], model.shape_codes.mean(0))
+    frames = np.sort(rng.choice(usable, min(max_frames, len(usable)), replace=False))
     gen = torch.Generator().manual_seed(seed)
     errors = {"test motions, training identities": [], "test identities": []}
     for b0 in range(0, len(frames), batch):

@@ -74,7 +74,8 @@ class FitConfig:
     # fast schedule
     first_frame_iters: int = 150
     frame_iters: int = 30
-    refine_passes: int = 3
+    refine_steps: int = 40  # joint steps over all frames at once after tracking (0: none)
+    refine_points: int = 1000  # canonical points per frame in a refinement step
     lr_fast_pose: float = 3e-3
     lr_fast_translation: float = 2e-3
     seed: int = 0
@@ -335,7 +336,7 @@ def _run_paper(prob, cfg, s, P, tau, report, state):
 def _run_fast(prob, cfg, s, P, tau, report, state):
     """Frame-by-frame warm start (shape fitted on the first frame), then joint refinement passes."""
     T = P.shape[0]
-    steps_total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_passes * max(1, T - 1)
+    steps_total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_steps
     step = 0
 
     def opt_for(params_lrs):
@@ -374,23 +375,22 @@ def _run_fast(prob, cfg, s, P, tau, report, state):
         p_prev = p_t.detach()
         prev_dx = (lambda pp: (lambda xx: prob.displacement(s.detach(), pp, xx[None])[0].detach()))(p_prev)
         report({"stage": "track", "frame": t + 1, "frames": T, "step": step, "total": steps_total, "energy": loss.item()})
-    # joint refinement over neighbouring frame pairs (temporal term couples them)
-    if cfg.refine_passes and T > 1:
+    # joint refinement: every step sees every frame, so Adam never moves a code on stale momentum
+    # (refining pair by pair did, and drifted all frames: IoU 0.76 -> 0.65 on a 64-frame kick)
+    if cfg.refine_steps and T > 1:
         opt = opt_for([(s, cfg.lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation)])
-        for r in range(cfg.refine_passes):
-            for t in range(T - 1):
-                frames = [t, t + 1]
-                x = prob.draw(cfg.points_per_frame // 2)
-                fr = torch.tensor(frames)
-                lr, _, dx = prob.frame_terms(s, P[fr], tau[fr], frames, x, False)
-                loss = lr.mean() + _prior(cfg, s, P[fr])
-                if cfg.use_temporal:
-                    loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[0], dx[1])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-            report({"stage": "refine", "pass": r + 1, "step": step, "total": steps_total, "energy": loss.item()})
+        frames = list(range(T))
+        for i in range(cfg.refine_steps):
+            x = prob.draw(cfg.refine_points)
+            lr, _, dx = prob.frame_terms(s, P, tau, frames, x, False)
+            loss = lr.mean() + _prior(cfg, s, P)
+            if cfg.use_temporal:
+                loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[:-1], dx[1:])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            report({"stage": "refine", "step": step, "total": steps_total, "energy": loss.item()})
 
 
 @torch.no_grad()

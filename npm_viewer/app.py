@@ -209,7 +209,7 @@ class App:
         sem, st = self.model.semantics, self.state
         code = self.base_shape_code()
         if sem is not None and st.phenotype_delta:
-            code = code + sem.phenotype_to_shape.shift(st.phenotype_delta) + sem.shape_pca.offset(st.shape_pca)
+            code = sem.move_shape(code, self.base_phenotypes(), st.phenotype_delta) + sem.shape_pca.offset(st.shape_pca)
         return code.astype(np.float32)
 
     def base_phenotypes(self) -> np.ndarray | None:
@@ -232,14 +232,14 @@ class App:
         sem, st = self.model.semantics if self.model else None, self.state
         code = self.base_pose_code()
         if code is not None and sem is not None and sem.angles_to_pose is not None and st.angle_delta:
-            code = code + sem.angles_to_pose.shift(st.angle_delta) + sem.pose_pca.offset(st.pose_pca)
+            code = sem.move_pose(code, self.base_angles(), st.angle_delta) + sem.pose_pca.offset(st.pose_pca)
         return None if code is None else code.astype(np.float32)
 
-    def base_angles(self) -> np.ndarray | None:
-        """[J] joint angles (deg) of the base pose (blended labels of A and B), or None if unknown."""
+    def base_angles(self) -> np.ndarray:
+        """[J] joint angles (deg) of the base pose (blended labels of A and B); zeros if unknown."""
         st, m = self.state, self.model
         if m.angles is None:
-            return None
+            return np.zeros(len(bodies.JOINT_NAMES))
         if st.motion_playing and st.motion in m.motions:
             rows = m.motions[st.motion]
             return m.angles[rows[int(st.motion_pos) % len(rows)]]

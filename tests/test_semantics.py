@@ -16,15 +16,31 @@ def test_linear_map_recovers_a_linear_relation():
     assert m.r2(x, y).min() > 0.999
 
 
-def test_slider_shift_is_the_map_difference_and_constant_inputs_are_inert():
+def test_slider_move_is_the_map_difference_and_constant_inputs_are_inert():
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 1, (100, 3))
     x[:, 2] = 0.7  # a joint never moved in training
     y = x[:, :2] @ rng.normal(size=(2, 5))
     m = semantics.LinearMap.fit(x, y)
     delta = np.array([0.2, -0.1, 0.0])
-    np.testing.assert_allclose(m.shift(delta), m(x[:1] + delta)[0] - m(x[:1])[0], atol=1e-12)
-    assert np.abs(m.shift([0.0, 0.0, 30.0])).max() < 1e-9  # no blow-up along the constant column
+    # linear: the same move from any base
+    np.testing.assert_allclose(m(x[:1] + delta) - m(x[:1]), m(x[5:6] + delta) - m(x[5:6]), atol=1e-12)
+    assert np.abs(m(x[:1] + [0.0, 0.0, 30.0]) - m(x[:1])).max() < 1e-9  # no blow-up along the constant column
+
+
+def test_mlp_map_beats_linear_on_a_nonlinear_relation_and_roundtrips(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-90, 90, (1500, 4))  # "joint angles" in degrees
+    y = np.concatenate([np.sin(np.radians(x)), np.cos(np.radians(x[:, :2]))], 1) @ rng.normal(size=(6, 8))
+    xt, yt = x[1200:], y[1200:]
+    lin = semantics.LinearMap.fit(x[:1200], y[:1200])
+    mlp = semantics.MLPMap.fit(x[:1200], y[:1200], hidden=64, steps=1500)
+    assert mlp.r2(xt, yt).mean() > 0.99 and lin.r2(xt, yt).mean() < 0.95
+    sem = semantics.Semantics(lin, lin, semantics.PCA.fit(y), np.zeros((2, 6)), mlp, semantics.PCA.fit(y), np.zeros((2, 4)))
+    semantics.save(sem, tmp_path / "s.npz")
+    back = semantics.load(tmp_path / "s.npz")
+    assert isinstance(back.angles_to_pose, semantics.MLPMap) and isinstance(back.phenotype_to_shape, semantics.LinearMap)
+    np.testing.assert_allclose(back.angles_to_pose(xt[:5]), mlp(xt[:5]))
 
 
 def test_pca_offset_moves_codes_by_standard_deviations():

@@ -236,15 +236,16 @@ def synthesize_sequence(directory, phenotypes, motion_name: str, camera: Camera 
                         frames: int | None = None, with_gt: bool = True, compact: bool = False) -> DepthSequence:
     """Render a depth sequence of an Anny identity performing a motion (world = canonical axes, metres).
 
-    The motion's root translation is applied in world, so a fit has to track it."""
+    The motion's root translation is applied in world, so a fit has to track it. More frames
+    than the clip has repeat it (the clips are cycles), for sequences of any length."""
     from .. import bodies, space
 
     camera = camera or Camera.looking_at_subject()
     m = bodies.motion(motion_name)
-    n = m.num_frames if frames is None else min(frames, m.num_frames)
+    idx = np.arange(m.num_frames if frames is None else frames) % m.num_frames
     ph = bodies.check_phenotypes(phenotypes)
-    verts = bodies.body_meshes(np.repeat(ph, n, 0), m.angles[:n], root_yaw_deg=m.root_yaw[:n])
-    verts = space.model_to_metres(verts) + m.translation[:n, None, :].astype(np.float32)
+    verts = bodies.body_meshes(np.repeat(ph, len(idx), 0), m.angles[idx], root_yaw_deg=m.root_yaw[idx])
+    verts = space.model_to_metres(verts) + m.translation[idx, None, :].astype(np.float32)
     faces = bodies.faces()
     depths = np.stack([render_depth(camera, v, faces) for v in verts])
     camera.fps = m.fps

@@ -6,7 +6,6 @@ while dragging, exact after release).
 
 from __future__ import annotations
 
-import numpy as np
 import polyscope.imgui as psim
 
 from npm_core import bodies
@@ -50,17 +49,11 @@ def update(app, dt: float) -> None:
         app.request_view(preview=True)
 
 
-def base_angles(app) -> np.ndarray:
-    """Joint angles of the current pose (from the codes' labels; zeros if the checkpoint has none)."""
-    a = app.base_angles()
-    return np.zeros(len(bodies.JOINT_NAMES)) if a is None else a
-
-
 def set_joint(app, name: str, degrees: float) -> None:
     """Ask for joint `name` at `degrees`: the pose code moves along the joint-angle map by the
     difference from the current pose's angle."""
     j = bodies.JOINT_NAMES.index(name)
-    app.state.angle_delta[j] = float(degrees) - float(base_angles(app)[j])
+    app.state.angle_delta[j] = float(degrees) - float(app.base_angles()[j])
     app.request_view()
 
 
@@ -73,7 +66,7 @@ def draw_semantic(app) -> None:
         return
     items = [(bodies.JOINT_NAMES.index(n), n.replace("_", " "), bodies.JOINTS[n].lo, bodies.JOINTS[n].hi)
              for n in SLIDER_JOINTS]
-    delta_sliders(app, items, base_angles(app), st.angle_delta, sem.angle_range, "%.0f deg")
+    delta_sliders(app, items, app.base_angles(), st.angle_delta, sem.angle_range, "%.0f deg")
     pca_sliders(app, "pose PC", sem.pose_pca, st.pose_pca)
     if psim.SmallButton("reset joint/PCA sliders"):
         app.state.zero("angle_delta", "pose_pca")
