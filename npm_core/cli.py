@@ -165,6 +165,10 @@ def cmd_eval_model(args) -> None:
                                         progress=_progress_bar(f"{split} shapes"), codes_out=test_codes)
         out[f"{split}_identities"] = {"count": len(rows), "iou": float(sum(r["iou"] for r in rows) / len(rows)),
                                       "chamfer_l2": float(sum(r["chamfer_l2"] for r in rows) / len(rows)), "per_identity": rows}
+        print(f"{split} identities: IoU {out[f'{split}_identities']['iou']:.4f}, "
+              f"Chamfer-L2 {out[f'{split}_identities']['chamfer_l2']:.3e}", flush=True)
+        if args.json:  # a section at a time: a long run stopped later keeps what it measured
+            _write_json(args.json, out)
     if m.pose_decoder is not None:
         test_codes = {i: c for i, c in test_codes.items() if i not in set(ds.split("train"))}
         out["held_out_poses"] = evaluate.evaluate_poses(m, ds, args.frames, progress=_progress_bar("held-out poses"),

@@ -48,7 +48,7 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
     return rows
 
 
-def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 2000, batch: int = 32, seed: int = 0,
+def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500, batch: int = 32, seed: int = 0,
                    progress=None, test_codes: dict | None = None) -> dict:
     """Mean vertex error (cm) of held-out frames with optimised pose codes; split by group.
     Frames are drawn from training identities (learned codes) and from the test identities in

@@ -1,7 +1,7 @@
 """Background work for the viewer: the mesh process (extraction + posing) and training runs.
 
 MeshWorker: one process started with `spawn` (Polyscope holds the GIL for a whole frame, and
-fork would copy GL state), torch.set_num_threads(1). Requests carry a job id and a channel
+fork would copy GL state), torch threads = cores - 1. Requests carry a job id and a channel
 ("main", "gallery"); the process drains its queue and keeps only the newest request per channel
 (latest wins). Canonical meshes are cached by (code, resolution): a pose change only moves
 vertices. Pose "preview" evaluates the pose decoder at a few thousand anchor vertices and spreads
@@ -88,7 +88,8 @@ class _Serve:
     def __init__(self, cache_size: int = 16):
         import torch
 
-        torch.set_num_threads(1)
+        # leave one core to the UI process (on 2 cores: 1 thread, UI frames stay ~2 ms while it works)
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         self.torch = torch
         self.path, self.model = None, None
         self.cache: OrderedDict = OrderedDict()
