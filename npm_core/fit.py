@@ -74,7 +74,7 @@ class FitConfig:
     # fast schedule
     first_frame_iters: int = 150
     frame_iters: int = 30
-    refine_steps: int = 40  # joint steps over all frames at once after tracking (0: none)
+    refine_steps: int = 150  # joint steps over all frames at once after tracking (0: none)
     refine_points: int = 1000  # canonical points per frame in a refinement step
     lr_fast_pose: float = 3e-3
     lr_fast_translation: float = 2e-3

@@ -27,6 +27,13 @@ PANEL_MODULES = {"shape": shape, "pose": pose, "transfer": transfer, "sequence":
                  "export": export}
 DEFAULT_CHECKPOINT = "checkpoints/body-v1"
 DEFAULT_FIT = "assets/example_fit"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # where the shipped checkpoint and example live
+
+
+def shipped(path: str) -> str:
+    """A default path as given if it exists here, else inside the repository (the app then opens
+    the shipped checkpoint and example from any working directory)."""
+    return path if Path(path).exists() or not (REPO_ROOT / path).exists() else str(REPO_ROOT / path)
 BODY_COLOR = (0.86, 0.72, 0.62)
 PANEL_WIDTH = 470
 
@@ -481,8 +488,8 @@ def save_png(path, rgba: np.ndarray) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="npm-viewer", description="NPM Explorer: latent-space explorer for NPM body models")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"checkpoint directory (default {DEFAULT_CHECKPOINT})")
-    p.add_argument("--fit", default=DEFAULT_FIT, help=f"fit-result directory (default {DEFAULT_FIT})")
+    p.add_argument("--checkpoint", default=shipped(DEFAULT_CHECKPOINT), help=f"checkpoint directory (default {DEFAULT_CHECKPOINT})")
+    p.add_argument("--fit", default=shipped(DEFAULT_FIT), help=f"fit-result directory (default {DEFAULT_FIT})")
     p.add_argument("--panel", default="shape", choices=S.PANELS)
     p.add_argument("--frame", type=int, default=0, help="sequence frame to show")
     p.add_argument("--screenshot", help="render this state, write the screenshot (with UI) here and exit")

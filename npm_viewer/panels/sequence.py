@@ -36,6 +36,7 @@ class SequenceData:
         self.points: list = []
         self.errors = None  # [T, V] metres, distance to the gt surface's vertices
         self.metrics: dict = {k: np.asarray(v, np.float64) for k, v in self.fit.losses.items()}
+        self.metrics.update(read_eval(self.path / "metrics.json", self.frames))
         self.fraction, self.status, self.done = 0.0, "reading meshes", False
         self.warning = ""
         self._steps = self._load()
@@ -91,6 +92,18 @@ class SequenceData:
 
     def error_range(self) -> float:
         return float(np.percentile(self.errors, 98)) if self.errors is not None else 0.05
+
+
+def read_eval(path: Path, frames: int) -> dict:
+    """Per-frame IoU and Chamfer-L2 from `npms eval --json FIT/metrics.json`, if it is there."""
+    import json
+
+    try:
+        d = json.loads(path.read_text())
+        return {name: np.asarray(d[key], np.float64) for key, name in (("iou", "IoU"), ("chamfer_l2", "Chamfer-L2"))
+                if len(d.get(key, [])) == frames}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}  # absent or not an eval file: the plot shows losses and vertex errors only
 
 
 def set_frame(app, k: int) -> None:

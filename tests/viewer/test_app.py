@@ -5,6 +5,7 @@ screenshots and check they are not blank and change with the state."""
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,22 @@ def test_folder_dialog_polled_and_drop(app, tiny_fit):
     assert not app.dialogs
     app.files_dropped([str(tiny_fit / "fit.yaml")])
     assert app.seq is not None and app.state.panel == "sequence"
+
+
+def test_defaults_find_the_shipped_checkpoint_from_any_directory(tmp_path, monkeypatch):
+    from npm_viewer import app as A
+
+    monkeypatch.chdir(tmp_path)
+    args = A.parse_args([])
+    assert Path(args.checkpoint) == A.REPO_ROOT / "checkpoints" / "body-v1"
+    assert (Path(args.checkpoint) / "config.yaml").is_file() and (Path(args.fit) / "fit.yaml").is_file()
+
+
+def test_eval_metrics_next_to_a_fit_are_plotted(tmp_path):
+    import json
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"iou": [0.8, 0.9, 0.85], "chamfer_l2": [1e-5, 2e-5, 3e-5], "epe": 0.01}))
+    got = sequence.read_eval(tmp_path / "metrics.json", 3)
+    assert set(got) == {"IoU", "Chamfer-L2"} and got["IoU"][1] == 0.9
+    assert sequence.read_eval(tmp_path / "metrics.json", 4) == {}  # other frame count: not this fit's
+    assert sequence.read_eval(tmp_path / "missing.json", 3) == {}
