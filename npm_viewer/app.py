@@ -21,7 +21,6 @@ from npm_core import bodies, space
 
 from . import state as S
 from .panels import common, export, pose, sequence, shape, train, transfer
-from .workers import PREVIEW_LIPSCHITZ
 
 PANEL_MODULES = {"shape": shape, "pose": pose, "transfer": transfer, "sequence": sequence, "train": train,
                  "export": export}
@@ -261,8 +260,7 @@ class App:
             return
         res = st.preview_resolution if preview else st.full_resolution
         if st.view == "shape":
-            self.worker.submit("main", m.path, [(self.shape_code(), None)], res, "exact",
-                               PREVIEW_LIPSCHITZ if preview else None)
+            self.worker.submit("main", m.path, [(self.shape_code(), None)], res, "exact")
         elif st.view == "pose":
             # pose sliders never re-extract: the canonical mesh stays at full resolution (cached)
             self.worker.submit("main", m.path, [(self.shape_code(), self.pose_code())], st.full_resolution,
