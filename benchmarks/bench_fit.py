@@ -11,6 +11,7 @@ with --paper-iterations iterations, and the table says so.
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def main():
         rows.append(row)
         print(f"{name}: IoU {row['iou']:.4f}  C-L2 {row['chamfer_l2']:.3e}  EPE {row['epe']:.4f} ({row['epe_cm']:.2f} cm)  "
               f"{row['fit_s']:.0f} s for {row['frames']:.0f} frames", flush=True)
-    lines = [f"`python benchmarks/bench_fit.py --checkpoint {args.checkpoint} --sequences {' '.join(args.sequences)}`", "",
+    lines = [f"`python {' '.join(sys.argv)}`", "",
              f"torch {torch.__version__}, 2 threads, CPU; each row is the mean over its sequences", "",
              "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame |",
              "|---|---|---|---|---|---|---|---|---|"]
