@@ -44,8 +44,8 @@ def main():
             ph[j] = value
             v, f = decode(sem.shape_code(ph)[0])
             meshes.append((v.numpy(), f))
-    mean_v, mean_f = decode(sem.shape_code(mid)[0])
     s = torch.as_tensor(sem.shape_code(mid)[0], dtype=torch.float32)
+    mean_v, mean_f = decode(s)
     for k in range(args.pose_rows):
         for c in np.linspace(-2, 2, COLS):
             p = torch.as_tensor(sem.pose_pca.mean + sem.pose_pca.offset(np.eye(k + 1)[k] * c), dtype=torch.float32)

@@ -162,7 +162,8 @@ def cmd_eval_model(args) -> None:
     test_codes = {}
     for split, n in [("test", args.identities), ("train", args.identities)]:
         rows = evaluate.evaluate_shapes(m, ds, split, n, args.resolution, args.iou_points,
-                                        progress=_progress_bar(f"{split} shapes"), codes_out=test_codes)
+                                        progress=_progress_bar(f"{split} shapes"),
+                                        codes_out=test_codes if split == "test" else None)
         out[f"{split}_identities"] = {"count": len(rows), "iou": float(sum(r["iou"] for r in rows) / len(rows)),
                                       "chamfer_l2": float(sum(r["chamfer_l2"] for r in rows) / len(rows)), "per_identity": rows}
         print(f"{split} identities: IoU {out[f'{split}_identities']['iou']:.4f}, "
@@ -170,7 +171,6 @@ def cmd_eval_model(args) -> None:
         if args.json:  # a section at a time: a long run stopped later keeps what it measured
             _write_json(args.json, out)
     if m.pose_decoder is not None:
-        test_codes = {i: c for i, c in test_codes.items() if i not in set(ds.split("train"))}
         out["held_out_poses"] = evaluate.evaluate_poses(m, ds, args.frames, progress=_progress_bar("held-out poses"),
                                                         test_codes=test_codes)
     print(yaml.safe_dump({k: ({kk: vv for kk, vv in v.items() if kk != "per_identity"} if isinstance(v, dict) else v)

@@ -16,8 +16,21 @@ import numpy as np
 from . import bodies
 
 
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and scale; a constant input column gets scale 1 (weight 0), not 1e8."""
+    mean, std = x.mean(0), x.std(0)
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
+class _Map:
+    def r2(self, x, y) -> np.ndarray:
+        """Coefficient of determination per output column."""
+        res = ((self(x) - y) ** 2).sum(0)
+        return 1 - res / (((y - y.mean(0)) ** 2).sum(0) + 1e-12)
+
+
 @dataclass
-class LinearMap:
+class LinearMap(_Map):
     """y = ((x - mean) / scale) @ weight + bias, fitted by ridge regression."""
 
     mean: np.ndarray
@@ -27,8 +40,7 @@ class LinearMap:
 
     @staticmethod
     def fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> "LinearMap":
-        mean, std = x.mean(0), x.std(0)
-        scale = np.where(std > 1e-8, std, 1.0)  # a constant input column gets weight 0, not 1e8
+        mean, scale = _standardise(x)
         xs = (x - mean) / scale
         bias = y.mean(0)
         w = np.linalg.solve(xs.T @ xs + ridge * len(x) * np.eye(x.shape[1]), xs.T @ (y - bias))
@@ -37,14 +49,9 @@ class LinearMap:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x) - self.mean) / self.scale) @ self.weight + self.bias
 
-    def r2(self, x, y) -> np.ndarray:
-        """Coefficient of determination per output column."""
-        res = ((self(x) - y) ** 2).sum(0)
-        return 1 - res / (((y - y.mean(0)) ** 2).sum(0) + 1e-12)
-
 
 @dataclass
-class MLPMap:
+class MLPMap(_Map):
     """y = MLP((x - mean) / scale) * y_scale + y_mean, two tanh hidden layers: for maps a linear
     one explains poorly (joint angles -> pose code). Fitted with torch, evaluated in numpy."""
 
@@ -64,8 +71,7 @@ class MLPMap:
             weight_decay: float = 1e-4, seed: int = 0) -> "MLPMap":
         import torch
 
-        mean, std = x.mean(0), x.std(0)
-        scale = np.where(std > 1e-8, std, 1.0)
+        mean, scale = _standardise(x)
         y_mean, y_scale = y.mean(0), y.std(0).mean() + 1e-8
         gen = torch.Generator().manual_seed(seed)
         xs = torch.as_tensor((x - mean) / scale, dtype=torch.float32)
@@ -78,7 +84,7 @@ class MLPMap:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         for _ in range(steps):
             idx = torch.randint(0, len(xs), (min(512, len(xs)),), generator=gen)
-            loss = (MLPMap._forward(xs[idx], params) - ys[idx]).square().mean()
+            loss = (MLPMap._forward(xs[idx], params, torch.tanh) - ys[idx]).square().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -87,20 +93,16 @@ class MLPMap:
         return MLPMap(mean, scale, y_mean, np.asarray(y_scale), *w)
 
     @staticmethod
-    def _forward(h, params):
-        lib = np if isinstance(h, np.ndarray) else __import__("torch")
+    def _forward(h, params, tanh=np.tanh):
+        """The same layers for torch (training) and numpy (use) arrays."""
         for k in range(0, len(params) - 2, 2):
-            h = lib.tanh(h @ params[k] + params[k + 1])
+            h = tanh(h @ params[k] + params[k + 1])
         return h @ params[-2] + params[-1]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         xs = (np.asarray(x, np.float64) - self.mean) / self.scale
         params = [self.w0, self.b0, self.w1, self.b1, self.w2, self.b2]
         return self._forward(xs, params) * self.y_scale + self.y_mean
-
-    def r2(self, x, y) -> np.ndarray:
-        res = ((self(x) - y) ** 2).sum(0)
-        return 1 - res / (((y - y.mean(0)) ** 2).sum(0) + 1e-12)
 
 
 MAPS = {"linear": LinearMap, "mlp": MLPMap}

@@ -27,14 +27,14 @@ PANEL_MODULES = {"shape": shape, "pose": pose, "transfer": transfer, "sequence":
 DEFAULT_CHECKPOINT = "checkpoints/body-v1"
 DEFAULT_FIT = "assets/example_fit"
 REPO_ROOT = Path(__file__).resolve().parents[1]  # where the shipped checkpoint and example live
+BODY_COLOR = (0.86, 0.72, 0.62)
+PANEL_WIDTH = 470
 
 
 def shipped(path: str) -> str:
     """A default path as given if it exists here, else inside the repository (the app then opens
     the shipped checkpoint and example from any working directory)."""
     return path if Path(path).exists() or not (REPO_ROOT / path).exists() else str(REPO_ROOT / path)
-BODY_COLOR = (0.86, 0.72, 0.62)
-PANEL_WIDTH = 470
 
 
 @dataclass
@@ -60,13 +60,19 @@ class ModelInfo:
         )
 
         m = load_model(path)
-        info = ModelInfo._read_codes(path, m)
+        meta = m.meta or {}
+        sl = (meta.get("shape") or {}).get("codes") or []
+        pl = (meta.get("pose") or {}).get("codes") or [] if m.pose_codes is not None else []
+        shape_labels = [S.shape_label(i, sl[i] if i < len(sl) else None) for i in range(len(m.shape_codes))]
+        pose_codes = None if m.pose_codes is None else m.pose_codes.numpy()
+        pose_labels = [] if pose_codes is None else [S.pose_label(i, pl[i] if i < len(pl) else None)
+                                                     for i in range(len(pose_codes))]
+        motions = {} if pose_codes is None else S.group_motions(pl if len(pl) == len(pose_codes) else [{}] * len(pose_codes))
+        info = ModelInfo(Path(path), m.shape_codes.numpy(), pose_codes, shape_labels, pose_labels, motions, meta)
         info.semantics, info.note = ModelInfo._read_semantics(path)
-        sl = (info.meta.get("shape") or {}).get("codes") or []
         if len(sl) == len(info.shape_codes) and all("phenotypes" in e for e in sl):
             info.phenotypes = np.concatenate([bodies.check_phenotypes(e["phenotypes"]) for e in sl])
-        pl = (info.meta.get("pose") or {}).get("codes") or []
-        if info.pose_codes is not None and len(pl) == len(info.pose_codes) and all("angles" in e for e in pl):
+        if pose_codes is not None and len(pl) == len(pose_codes) and all("angles" in e for e in pl):
             info.angles = np.array([e["angles"] for e in pl], np.float64)
         return info
 
@@ -82,18 +88,6 @@ class ModelInfo:
             return semantics.load(f), ""
         except (OSError, ValueError, KeyError, TypeError) as e:
             return None, f"{f}: unreadable ({e}); rerun `npms semantics --checkpoint {path}`"
-
-    @staticmethod
-    def _read_codes(path, m) -> ModelInfo:
-        meta = m.meta or {}
-        sl = (meta.get("shape") or {}).get("codes") or []
-        pl = (meta.get("pose") or {}).get("codes") or [] if m.pose_codes is not None else []
-        shape_labels = [S.shape_label(i, sl[i] if i < len(sl) else None) for i in range(len(m.shape_codes))]
-        pose_codes = None if m.pose_codes is None else m.pose_codes.numpy()
-        pose_labels = [] if pose_codes is None else [S.pose_label(i, pl[i] if i < len(pl) else None)
-                                                     for i in range(len(pose_codes))]
-        motions = {} if pose_codes is None else S.group_motions(pl if len(pl) == len(pose_codes) else [{}] * len(pose_codes))
-        return ModelInfo(Path(path), m.shape_codes.numpy(), pose_codes, shape_labels, pose_labels, motions, meta)
 
 
 def init_polyscope(backend: str | None = None, size=(1280, 800)) -> str:
@@ -226,14 +220,18 @@ class App:
             return S.mix(m.phenotypes[st.shape_a], m.phenotypes[st.shape_b], st.alpha).astype(np.float64)
         return None if m.semantics is None else m.semantics.shape_to_phenotype(self.base_shape_code())
 
-    def base_pose_code(self) -> np.ndarray | None:
+    def current_pose_row(self, table: np.ndarray) -> np.ndarray:
+        """The row of a per-pose-code table (codes, angles) the view shows: the playing motion's
+        frame, else A blended towards B."""
         st, m = self.state, self.model
-        if m is None or m.pose_codes is None:
-            return None
         if st.motion_playing and st.motion in m.motions:
             rows = m.motions[st.motion]
-            return m.pose_codes[rows[int(st.motion_pos) % len(rows)]]
-        return S.mix(m.pose_codes[st.pose_a], m.pose_codes[st.pose_b], st.beta)
+            return table[rows[int(st.motion_pos) % len(rows)]]
+        return S.mix(table[st.pose_a], table[st.pose_b], st.beta)
+
+    def base_pose_code(self) -> np.ndarray | None:
+        m = self.model
+        return None if m is None or m.pose_codes is None else self.current_pose_row(m.pose_codes)
 
     def pose_code(self) -> np.ndarray | None:
         sem, st = self.model.semantics if self.model else None, self.state
@@ -244,13 +242,10 @@ class App:
 
     def base_angles(self) -> np.ndarray:
         """[J] joint angles (deg) of the base pose (blended labels of A and B); zeros if unknown."""
-        st, m = self.state, self.model
+        m = self.model
         if m.angles is None:
             return np.zeros(len(bodies.JOINT_NAMES))
-        if st.motion_playing and st.motion in m.motions:
-            rows = m.motions[st.motion]
-            return m.angles[rows[int(st.motion_pos) % len(rows)]]
-        return S.mix(m.angles[st.pose_a], m.angles[st.pose_b], st.beta).astype(np.float64)
+        return self.current_pose_row(m.angles).astype(np.float64)
 
     def request_view(self, preview: bool = False) -> None:
         """Ask the worker for the meshes the current view shows. preview: a shape slider is being
