@@ -4,7 +4,11 @@ and principal directions of both code sets.
 NPM codes have no meaning of their own; every training code, though, comes with what made it
 (the identity's phenotypes, the frame's joint angles, in meta.yaml). Ridge regression on those
 pairs gives a slider per phenotype / joint that moves a code along the learned space. Stored
-beside the checkpoint (semantics.npz), computed by `npms semantics`. No decoder math here.
+beside the checkpoint (semantics.npz), computed by `npms semantics`.
+
+Those pairs are few (one noisy auto-decoded code per training identity), so `refine` then
+trains the MLP maps through the frozen decoders on fresh Anny bodies: the map is judged by the
+surface / vertices it decodes to, not by how close it lands to a training code.
 """
 
 from __future__ import annotations
@@ -92,6 +96,25 @@ class MLPMap(_Map):
         w = [t.detach().numpy().astype(np.float64) for t in params]
         return MLPMap(mean, scale, y_mean, np.asarray(y_scale), *w)
 
+    def torch_params(self) -> list:
+        """The layer weights as float32 leaf tensors that require grad (for `refine`)."""
+        import torch
+
+        return [torch.tensor(getattr(self, n), dtype=torch.float32, requires_grad=True)
+                for n in ("w0", "b0", "w1", "b1", "w2", "b2")]
+
+    def torch_call(self, x, params):
+        """The map on a torch batch x [B, in] with the given layer weights (differentiable)."""
+        import torch
+
+        xs = (x - torch.as_tensor(self.mean, dtype=torch.float32)) / torch.as_tensor(self.scale, dtype=torch.float32)
+        y = self._forward(xs, params, torch.tanh)
+        return y * float(self.y_scale) + torch.as_tensor(self.y_mean, dtype=torch.float32)
+
+    def with_params(self, params) -> "MLPMap":
+        w = [t.detach().numpy().astype(np.float64) for t in params]
+        return MLPMap(self.mean, self.scale, self.y_mean, self.y_scale, *w)
+
     @staticmethod
     def _forward(h, params, tanh=np.tanh):
         """The same layers for torch (training) and numpy (use) arrays."""
@@ -172,7 +195,7 @@ class Semantics:
         return out
 
 
-def compute(model, ridge: float = 1e-2, shape_map: str = "linear", pose_map: str = "mlp") -> Semantics:
+def compute(model, ridge: float = 1e-2, shape_map: str = "mlp", pose_map: str = "mlp") -> Semantics:
     """Fit the maps from a loaded checkpoint's codes and the labels in its meta.yaml.
     shape_map / pose_map: "linear" (ridge) or "mlp" for phenotypes -> shape code and joint
     angles -> pose code (the default pair is what benchmarks/bench_semantics.py measured best)."""
@@ -195,6 +218,135 @@ def compute(model, ridge: float = 1e-2, shape_map: str = "linear", pose_map: str
         sem.angles_to_pose, sem.pose_pca = fit_map(pose_map, ang, p), PCA.fit(p)
         sem.angle_range = np.stack([ang.min(0), ang.max(0)])
     return sem
+
+
+@dataclass
+class RefineConfig:
+    """Training the MLP maps through the frozen decoders (`refine`)."""
+
+    bodies: int = 512  # fresh phenotype samples, uniform in the training box
+    sdf_points: int = 4096  # SDF samples per body, 80% near the surface
+    poses: int = 4096  # fresh joint-angle samples: half from the training pose sampler, half uniform in the box
+    pose_points: int = 1024  # body vertices per posed example
+    shape_steps: int = 1500
+    pose_steps: int = 3000
+    shape_batch: int = 16  # bodies per step
+    pose_batch: int = 32  # posed examples per step
+    points_per_step: int = 512  # per body / example
+    shape_lr: float = 1e-3
+    pose_lr: float = 2e-3
+    clamp: float = 0.1  # the shape training's SDF clamp
+    prior: float = 1e-4  # code prior, as in training
+    validation: float = 0.1  # fraction of the fresh samples held out to accept or reject the result
+    seed: int = 7
+
+
+def refine(sem: Semantics, model, cfg: RefineConfig | None = None, progress=None) -> dict:
+    """Train sem's MLP maps (in place) through the frozen decoders on fresh Anny bodies.
+
+    Shape: phenotypes -> code -> clamped L1 of f_s(code, x) against the true body's SDF.
+    Pose: joint angles -> code -> mean distance of x + f_p(s, code, x) to the true posed
+    vertices, x the canonical vertices of a training identity with its own code s.
+    A map is replaced only if its held-out loss drops. Returns {map: (loss before, after)}."""
+    import torch
+
+    cfg = cfg or RefineConfig()
+    for dec in (model.shape_decoder, model.pose_decoder):
+        for p in dec.parameters() if dec is not None else []:
+            p.requires_grad_(False)
+    rng = np.random.default_rng(cfg.seed)
+    report = progress or (lambda *a: None)
+    out = {}
+    if isinstance(sem.phenotype_to_shape, MLPMap):
+        lo, hi = sem.phenotype_range
+        ph = lo + rng.random((cfg.bodies, len(lo))) * (hi - lo)
+        pts, sdf = _sdf_targets(ph, cfg, rng, lambda k: report("shape data", k, cfg.bodies, None))
+        dec = model.shape_decoder
+
+        def shape_loss(codes, idx, k):
+            x, d = pts[idx][:, k], sdf[idx][:, k]
+            pred = dec(codes, x).clamp(-cfg.clamp, cfg.clamp)
+            return (pred - d.clamp(-cfg.clamp, cfg.clamp)).abs().mean() + cfg.prior * codes.square().mean()
+
+        sem.phenotype_to_shape, out["shape"] = _train_map(
+            sem.phenotype_to_shape, ph, shape_loss, pts.shape[1], cfg.shape_steps, cfg.shape_batch, cfg.shape_lr, cfg,
+            lambda i, l: report("shape map", i, cfg.shape_steps, l))
+    if isinstance(sem.angles_to_pose, MLPMap) and model.pose_decoder is not None:
+        labels = model.meta["shape"]["codes"]
+        half = cfg.poses // 2
+        alo, ahi = sem.angle_range
+        angles = np.concatenate([bodies.sample_poses(half, seed=cfg.seed),
+                                 alo + rng.random((cfg.poses - half, len(alo))) * (ahi - alo)])
+        rows = rng.integers(0, len(labels), cfg.poses)
+        ph = np.concatenate([bodies.check_phenotypes(l["phenotypes"]) for l in labels])
+        canon = bodies.body_meshes(ph)
+        posed = bodies.body_meshes(ph[rows], angles)
+        vid = np.stack([rng.choice(canon.shape[1], cfg.pose_points, replace=False) for _ in range(cfg.poses)])
+        x = torch.as_tensor(canon[rows[:, None], vid])
+        y = torch.as_tensor(posed[np.arange(cfg.poses)[:, None], vid])
+        s = model.shape_codes.detach()[torch.as_tensor(rows)]
+        dec = model.pose_decoder
+
+        def pose_loss(codes, idx, k):
+            xb, yb = x[idx][:, k], y[idx][:, k]
+            return (xb + dec(s[idx], codes, xb) - yb).norm(dim=-1).mean() + cfg.prior * codes.square().mean()
+
+        sem.angles_to_pose, out["pose"] = _train_map(
+            sem.angles_to_pose, angles, pose_loss, cfg.pose_points, cfg.pose_steps, cfg.pose_batch, cfg.pose_lr, cfg,
+            lambda i, l: report("pose map", i, cfg.pose_steps, l))
+    return out
+
+
+def _sdf_targets(phenotypes, cfg: RefineConfig, rng, tick):
+    """SDF samples [B, N, 3] / [B, N] of the true canonical bodies of the given phenotypes."""
+    import torch
+
+    from .data.sdf import sdf_samples
+
+    verts, faces = bodies.body_meshes(phenotypes), bodies.faces()
+    pts, sdf = [], []
+    for k, v in enumerate(verts):
+        p, d, _ = sdf_samples(v.astype(np.float64), faces, cfg.sdf_points, near_fraction=0.8,
+                              seed=int(rng.integers(1 << 31)))
+        pts.append(p)
+        sdf.append(d)
+        tick(k + 1)
+    return torch.as_tensor(np.stack(pts)), torch.as_tensor(np.stack(sdf))
+
+
+def _train_map(m: MLPMap, inputs: np.ndarray, loss_fn, n_points: int, steps: int, batch: int, lr: float,
+               cfg: RefineConfig, tick):
+    """Adam on the map's weights for loss_fn(codes [B, D], example idx [B], point idx [K]);
+    keeps the old map unless the held-out examples' loss drops."""
+    import torch
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_val = max(1, int(len(inputs) * cfg.validation))
+    perm = torch.randperm(len(inputs), generator=gen)
+    val, train = perm[:n_val], perm[n_val:]
+    x = torch.as_tensor(inputs, dtype=torch.float32)
+    params = m.torch_params()
+    all_points = torch.arange(n_points)
+
+    def val_loss():
+        with torch.no_grad():
+            return sum(loss_fn(m.torch_call(x[val[i:i + 64]], params), val[i:i + 64], all_points).item() * len(val[i:i + 64])
+                       for i in range(0, n_val, 64)) / n_val
+
+    before = val_loss()
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    for i in range(steps):
+        idx = train[torch.randint(0, len(train), (batch,), generator=gen)]
+        k = torch.randint(0, n_points, (cfg.points_per_step,), generator=gen)
+        loss = loss_fn(m.torch_call(x[idx], params), idx, k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tick(i + 1, loss.item())
+    after = val_loss()
+    return (m.with_params(params) if after < before else m), (before, after)
 
 
 def save(sem: Semantics, path) -> None:

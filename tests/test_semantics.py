@@ -63,7 +63,7 @@ def test_pca_orders_directions_by_variance():
 
 def test_semantics_of_a_checkpoint_roundtrip(tiny_model, capsys):
     ck, _ = tiny_model
-    assert cli.main(["semantics", "--checkpoint", str(ck)]) == 0
+    assert cli.main(["semantics", "--checkpoint", str(ck), "--no-refine"]) == 0
     assert "R^2" in capsys.readouterr().out
     sem = semantics.load(checkpoint.semantics_path(ck))
     m = checkpoint.load_model(ck)
@@ -75,3 +75,27 @@ def test_semantics_of_a_checkpoint_roundtrip(tiny_model, capsys):
     assert sem.out_of_range({**dict(zip(bodies.PHENOTYPES, ph[0])), "weight": lo / 2}) == ["weight"]
     assert sem.pose_code({"knee_bend_l": 30}).shape == (1, m.pose_codes.shape[1])
     assert sem.shape_pca.directions.shape[1] == m.shape_codes.shape[1]
+
+
+def test_refine_through_the_decoders_lowers_held_out_loss_and_keeps_a_map_it_cannot_improve(tiny_model):
+    import copy
+
+    import torch
+
+    ck, _ = tiny_model
+    torch.set_num_threads(1)
+    m = checkpoint.load_model(ck)
+    sem = semantics.compute(m, shape_map="mlp", pose_map="mlp")
+    cfg = semantics.RefineConfig(bodies=20, sdf_points=1024, poses=40, pose_points=256, shape_steps=60, pose_steps=60,
+                                 shape_batch=8, pose_batch=8, points_per_step=256, shape_lr=2e-3, pose_lr=2e-3,
+                                 validation=0.25)
+    frozen = copy.deepcopy(sem)
+    semantics.refine(frozen, m, semantics.RefineConfig(**{**cfg.__dict__, "shape_lr": 0.0, "pose_lr": 0.0}))
+    np.testing.assert_array_equal(frozen.phenotype_to_shape.w2, sem.phenotype_to_shape.w2)  # lr 0: nothing kept
+    before_w = sem.angles_to_pose.w2.copy()
+    result = semantics.refine(sem, m, cfg)
+    for name in ("shape", "pose"):
+        before, after = result[name]
+        assert after < before, (name, before, after)
+    assert not np.allclose(sem.angles_to_pose.w2, before_w)
+    assert all(p.requires_grad is False for p in m.shape_decoder.parameters())  # decoders stay frozen

@@ -88,7 +88,8 @@ def make_checkpoint(out, steps: int = 250, seed: int = 0) -> Path:
         plabels.append({"motion": "arm_raise" if k < 5 else "wave", "frame": k if k < 5 else k - 5,
                         "shape_index": 0, "angles": deg})
     ckpt.save_stage(out, "pose", pose, pcodes.detach(), CONFIG, code_labels=plabels)
-    semantics.save(semantics.compute(ckpt.load_model(out)), ckpt.semantics_path(out))
+    # 4 identities: a ridge map is the sensible phenotype map for so few (the MLP is for real checkpoints)
+    semantics.save(semantics.compute(ckpt.load_model(out), shape_map="linear"), ckpt.semantics_path(out))
     return out
 
 
