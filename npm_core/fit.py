@@ -342,7 +342,7 @@ def _run_paper(prob, cfg, s, P, tau, report, state):
 
 
 @torch.no_grad()
-def _warm_start(prob, cfg, s, P, tau, t, x):
+def _warm_start(prob, cfg, s, P, tau, t, x, sdf_c):
     """Frame t's starting pose code and translation: frame t-1's, or (cfg.extrapolate) their
     constant-velocity extrapolation from t-2 and t-1 when that explains frame t better - a
     plain warm start falls behind fast limbs (a jumping jack's arms) and never catches up."""
@@ -351,7 +351,7 @@ def _warm_start(prob, cfg, s, P, tau, t, x):
     cands = [(P[t - 1 : t], tau[t - 1 : t])]
     if cfg.extrapolate and t > 1:
         cands.append((2 * P[t - 1 : t] - P[t - 2 : t - 1], 2 * tau[t - 1 : t] - tau[t - 2 : t - 1]))
-    energy = [prob.frame_terms(s, p, tt, [t], x, False)[0].item() for p, tt in cands]
+    energy = [prob.frame_terms(s, p, tt, [t], x, False, sdf_c)[0].item() for p, tt in cands]
     p, tt = cands[int(np.argmin(energy))]
     return p.clone(), tt.clone()
 
@@ -368,14 +368,6 @@ def _run_fast(prob, cfg, s, P, tau, report, state):
     p_prev = None
     for t in range(T):
         x_fixed = prob.draw(cfg.points_per_frame)
-        p_t, tau_t = _warm_start(prob, cfg, s, P, tau, t, x_fixed)
-        p_t.requires_grad_(True)
-        tau_t.requires_grad_(tau.requires_grad)
-        iters = cfg.first_frame_iters if t == 0 else cfg.frame_iters
-        params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation)]
-        if t == 0:
-            params.append((s, cfg.lr_shape * 4))
-        opt = opt_for(params)
         # after frame 0 the shape and the frame's points are fixed: its canonical SDF and the
         # previous frame's displacements are constants (a third of the tracking time if recomputed)
         s_t, sdf_c, prev = s, None, None
@@ -384,6 +376,14 @@ def _run_fast(prob, cfg, s, P, tau, report, state):
             with torch.no_grad():
                 sdf_c = prob.shape_sdf(s_t, x_fixed[None]).clamp(-cfg.clamp, cfg.clamp)[0]
                 prev = prob.displacement(s_t, p_prev, x_fixed[None])[0]
+        p_t, tau_t = _warm_start(prob, cfg, s_t, P, tau, t, x_fixed, sdf_c)
+        p_t.requires_grad_(True)
+        tau_t.requires_grad_(tau.requires_grad)
+        iters = cfg.first_frame_iters if t == 0 else cfg.frame_iters
+        params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation)]
+        if t == 0:
+            params.append((s, cfg.lr_shape * 4))
+        opt = opt_for(params)
         for i in range(iters):
             x = prob.draw(cfg.points_per_frame) if t == 0 else x_fixed
             lr, licp, dx = prob.frame_terms(s_t, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty, sdf_c)
