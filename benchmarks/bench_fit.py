@@ -44,7 +44,7 @@ def partial_sdf_vs_grid(seq_dir, resolutions=(128, 256), n=20000):
     gen = torch.Generator().manual_seed(0)
     q = psdf.points[torch.randint(0, len(psdf.points), (n,), generator=gen)] + 0.03 * torch.randn(n, 3, generator=gen)
     t = time.time()
-    exact, mask = psdf(q, 0.1)
+    exact, mask, _ = psdf(q, 0.1)
     ours_ms = (time.time() - t) * 1000
     rows = []
     for r in resolutions:

@@ -56,6 +56,7 @@ class FitConfig:
     use_temporal: bool = True
     use_icp: bool = True
     use_translation: bool = True
+    silhouette_bound: bool = False  # off-silhouette partial SDF as an upper bound (fast), not a target
     # canonical samples
     canonical_samples: int = 100_000
     canonical_noise: float = 0.015
@@ -121,10 +122,13 @@ class PartialSDF:
         return self.tree is None
 
     def __call__(self, q: torch.Tensor, clamp: float):
-        """q [N,3] world model units -> (sdf [N] differentiable in q, observed mask [N] bool)."""
+        """q [N,3] world model units -> (sdf [N] differentiable in q, observed mask [N] bool,
+        silhouette [N] bool: projects off the subject, where the sdf is only an upper bound -
+        the nearest surface point there is often on the unseen side, not among the observed points)."""
         qn = q.detach().cpu().numpy()
         if self.tree is None:
-            return torch.full_like(q[:, 0], clamp), torch.zeros(len(q), dtype=torch.bool)
+            none = torch.zeros(len(q), dtype=torch.bool)
+            return torch.full_like(q[:, 0], clamp), none, none
         _, nn = self.tree.query(qn, workers=-1)
         dist = (q - self.points[nn].to(q.device)).norm(dim=-1)
         u, v, z = self.cam.project(space.model_to_metres(qn.astype(np.float64)))
@@ -136,13 +140,21 @@ class PartialSDF:
         behind = valid & (z > d)
         observed = ~(valid & (z > d + self.trunc_m))
         sign = torch.as_tensor(np.where(behind, -1.0, 1.0), dtype=q.dtype, device=q.device)
-        return (sign * dist).clamp(-clamp, clamp), torch.as_tensor(observed, device=q.device)
+        return (sign * dist).clamp(-clamp, clamp), torch.as_tensor(observed, device=q.device), torch.as_tensor(~valid, device=q.device)
 
 
-def reconstruction_loss(sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Reference L_r: |sdf_in - sdf_c| * (1 + 0.5 sign(sdf_c) sign(sdf_c - sdf_in)), mean over mask."""
+def reconstruction_loss(sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.Tensor,
+                        bound: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference L_r: |sdf_in - sdf_c| * (1 + 0.5 sign(sdf_c) sign(sdf_c - sdf_in)), mean over mask.
+
+    bound (optional): points where sdf_in > 0 is only an upper bound on the true distance (off the
+    silhouette); a canonical SDF within [0, sdf_in] there costs nothing. The reference's two-sided
+    loss pulls the unseen side inward: a body fitted to one frame came out 6 cm short and 3 cm thin.
+    Points that break the bound keep the reference term, whose gradient moves them to the data."""
     w = 1.0 + 0.5 * torch.sign(sdf_c) * torch.sign(sdf_c - sdf_in)
     per = (sdf_in - sdf_c).abs() * w
+    if bound is not None:
+        per = torch.where(bound & (sdf_c >= 0) & (sdf_c <= sdf_in), 0.0, per)
     m = mask.to(per.dtype)
     return (per * m).sum() / m.sum().clamp_min(1.0)
 
@@ -220,8 +232,8 @@ class _Problem:
         lr, licp = [], []
         for b, t in enumerate(frames):
             q = x + dx[b] + tau[b]
-            sdf_in, mask = self.obs[t](q, self.cfg.clamp)
-            lr.append(reconstruction_loss(sdf_in, sdf_c, mask))
+            sdf_in, mask, off = self.obs[t](q, self.cfg.clamp)
+            lr.append(reconstruction_loss(sdf_in, sdf_c, mask, off if self.cfg.silhouette_bound else None))
             licp.append(self.icp(s, p[b : b + 1], tau[b], t) if icp else q.new_zeros(()))
         return torch.stack(lr), torch.stack(licp), dx
 
@@ -250,9 +262,9 @@ def _initial_codes(prob: _Problem, cfg: FitConfig):
     with torch.no_grad():
         def energy(s, p):
             q = x + prob.displacement(s, p[None], x[None])[0] + tau0
-            sdf_in, mask = o(q, cfg.clamp)
+            sdf_in, mask, off = o(q, cfg.clamp)
             sdf_c = prob.shape_sdf(s, x[None])[0].clamp(-cfg.clamp, cfg.clamp)
-            return reconstruction_loss(sdf_in, sdf_c, mask).item()
+            return reconstruction_loss(sdf_in, sdf_c, mask, off if cfg.silhouette_bound else None).item()
 
         shape_c = torch.cat([m.shape_codes.mean(0, keepdim=True),
                              m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]]])

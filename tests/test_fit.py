@@ -28,12 +28,27 @@ def test_partial_sdf_signs_and_mask(sequence):
     pts = psdf.points[:50]
     cam_pos = torch.as_tensor(space.metres_to_model(sequence.camera.pose[:3, 3]), dtype=torch.float32)
     ray = (pts - cam_pos) / (pts - cam_pos).norm(dim=-1, keepdim=True)
-    sdf, obs = psdf(torch.cat([pts - 0.005 * ray, pts + 0.005 * ray, pts + 0.1 * ray]), clamp=0.1)
+    sdf, obs, off = psdf(torch.cat([pts - 0.005 * ray, pts + 0.005 * ray, pts + 0.1 * ray]), clamp=0.1)
     assert (sdf[:50] > 0).all() and (sdf[50:100] < 0).all()  # in front: outside; just behind: inside
     assert obs[:100].all() and not obs[100:].any()  # far behind the surface: unobserved
-    assert sdf[:100].abs().max() <= 0.0051
-    far, obs_far = psdf(torch.tensor([[0.45, 0.45, 0.45]]), clamp=0.1)  # background pixel: observed, outside
-    assert far.item() > 0 and obs_far.item()
+    assert sdf[:100].abs().max() <= 0.0051 and not off.any()
+    far, obs_far, off_far = psdf(torch.tensor([[0.45, 0.45, 0.45]]), clamp=0.1)  # background pixel: observed, outside
+    assert far.item() > 0 and obs_far.item() and off_far.item()  # off the silhouette: an upper bound only
+
+
+def test_reconstruction_loss_reference_and_silhouette_bound():
+    sdf_in = torch.tensor([0.02, -0.01, 0.05, 0.05, 0.05])
+    sdf_c = torch.tensor([-0.01, 0.01, 0.03, 0.08, -0.02], requires_grad=True)
+    mask = torch.tensor([True, True, True, True, False])
+    # reference: |d| * (1 + 0.5 sign(c) sign(c - in)) = 0.03*1.5, 0.02*1.5, 0.02*0.5, 0.03*1.5; masked point out
+    ref = fit.reconstruction_loss(sdf_in, sdf_c, mask)
+    assert ref.item() == pytest.approx((0.045 + 0.03 + 0.01 + 0.045) / 4)
+    off = torch.tensor([True, False, True, True, True])
+    # off the silhouette sdf_in is an upper bound: 0 <= c <= in is free (third point); the rest keep the term
+    bound = fit.reconstruction_loss(sdf_in, sdf_c, mask, off)
+    assert bound.item() == pytest.approx((0.045 + 0.03 + 0.045) / 4)
+    bound.backward()
+    assert sdf_c.grad[0] < 0 and sdf_c.grad[2] == 0 and sdf_c.grad[3] > 0  # violations pulled back to the data
 
 
 def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tmp_path):
