@@ -327,8 +327,9 @@ def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], No
     return FitResult(s_f.clone(), P_f.clone(), tau_f.clone(), losses, timings, interrupted)
 
 
-def _prior(cfg, s, P):
-    return cfg.w_shape_prior * (s**2).mean() + cfg.w_pose_prior * (P**2).mean()
+def _prior(cfg, s, P, w_shape=None):
+    w_shape = cfg.w_shape_prior if w_shape is None else w_shape
+    return w_shape * (s**2).mean() + cfg.w_pose_prior * (P**2).mean()
 
 
 def _run_paper(prob, cfg, s, P, tau, report, state):
@@ -431,7 +432,7 @@ def _run_fast(prob, cfg, s, P, tau, report, state):
         for i in range(cfg.refine_steps):
             x = prob.draw(cfg.refine_points)
             lr, _, dx = prob.frame_terms(s, P, tau, frames, x, False, bound=cfg.silhouette_bound)
-            loss = lr.mean() + cfg.refine_shape_prior * (s**2).mean() + cfg.w_pose_prior * (P**2).mean()
+            loss = lr.mean() + _prior(cfg, s, P, cfg.refine_shape_prior)
             if cfg.use_temporal:
                 loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[:-1], dx[1:])
             opt.zero_grad()
