@@ -1,12 +1,14 @@
 """Depth-sequence fitting, side by side: `fast` vs `paper` schedules and ablations.
 
 For each sequence (test identities doing test motions, one camera, with gt meshes): fit, then
-IoU / Chamfer-L2 / EPE (metrics.py, NPMs definitions) and wall time. `paper` is the
+IoU / Chamfer-L2 / EPE (metrics.py, NPMs definitions) and wall time. With --identities (the
+sequences' identity ids), a first row shows the decoders' ceiling: codes fitted to the full 3D
+truth (evaluate.sequence_ceiling), which no fit from depth of this checkpoint can beat. `paper` is the
 reference schedule (500 iterations over all frame pairs, 20k points per frame); on 2 CPU
 cores it is far too slow for whole sequences, so it runs on the first --paper-frames frames
 with --paper-iterations iterations, and the table says so.
 
-    python benchmarks/bench_fit.py --checkpoint checkpoints/body-v1 --sequences SEQ_DIR [SEQ_DIR ...]
+    python benchmarks/bench_fit.py --checkpoint checkpoints/body-v1 --sequences SEQ_DIR [SEQ_DIR ...] [--identities ID ...]
 """
 
 import argparse
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npm_core import fit, metrics
+from npm_core import bodies, config, evaluate, fit, metrics
 from npm_core.data import depth
 from npm_core.models import checkpoint
 
@@ -33,7 +35,18 @@ def run(model, seq_dir, cfg, frames, resolution, iou_points):
         out = fit.write_result(Path(tmp) / "fit", res, model, cfg, "bench", seq_dir, resolution)
         _, posed, faces = fit.read_result(out).meshes()
     m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points)
-    return {"frames": len(seq), "fit_s": fit_s, **m["mean"]}
+    return {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
+
+
+def ceiling(model, seq_dir, identity, frames, resolution, iou_points):
+    seq = depth.read_sequence(seq_dir, slice(0, frames) if frames else None)
+    ident = bodies.find_identity(identity, config.from_dict(config.DataConfig, model.sections.get("data")).identities)
+    canonical = bodies.body_meshes(ident.phenotypes)[0]
+    t = time.time()
+    posed, faces = evaluate.sequence_ceiling(model, canonical, seq.gt_faces, seq.gt_vertices, resolution)
+    fit_s = time.time() - t
+    m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points)
+    return {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
 
 
 def partial_sdf_vs_grid(seq_dir, resolutions=(128, 256), n=20000):
@@ -65,10 +78,18 @@ def partial_sdf_vs_grid(seq_dir, resolutions=(128, 256), n=20000):
     return ours_ms, n, rows
 
 
+def summary(variant, per):
+    """A table row: the means over sequences, with the per-sequence results."""
+    keys = ["frames", "fit_s", "iou", "chamfer_l2", "epe", "epe_cm"]
+    return {"variant": variant, "sequences": len(per), **{k: float(np.mean([p[k] for p in per])) for k in keys}, "per_sequence": per}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default="checkpoints/body-v1")
     ap.add_argument("--sequences", nargs="+", required=True)
+    ap.add_argument("--identities", nargs="+", default=None,
+                    help="the sequences' identity ids, in order: adds the decoders' ceiling row (3D ground truth)")
     ap.add_argument("--frames", type=int, default=None, help="first N frames of each sequence (default all)")
     ap.add_argument("--paper-frames", type=int, default=10)
     ap.add_argument("--paper-iterations", type=int, default=500)
@@ -93,6 +114,14 @@ def main():
                       fit.paper_config(iterations=args.paper_iterations, keep_iteration=min(400, args.paper_iterations)),
                       args.paper_frames, few)]
     rows, done = [], {}
+    if args.identities:
+        if len(args.identities) != len(args.sequences):
+            ap.error(f"--identities: {len(args.identities)} ids for {len(args.sequences)} sequences")
+        per = []
+        for sq, ident in zip(args.sequences, args.identities):
+            per.append(ceiling(model, sq, ident, args.frames, args.resolution, args.iou_points))
+            print(f"  ceiling on {Path(sq).name}: {per[-1]}", flush=True)
+        rows.append(summary("decoder ceiling (codes fitted to 3D ground truth)", per))
     for name, cfg, frames, seqs in variants:
         per = []
         for sq in seqs:  # the full fast fit of a sequence is reused by the subset row
@@ -101,8 +130,7 @@ def main():
                 done[key] = run(model, sq, cfg, frames, args.resolution, args.iou_points)
                 print(f"  {name} on {Path(sq).name}: {done[key]}", flush=True)
             per.append(done[key])
-        row = {"variant": name, "sequences": len(seqs), **{k: float(np.mean([p[k] for p in per])) for k in per[0]},
-               "per_sequence": per}
+        row = summary(name, per)
         rows.append(row)
         print(f"{name}: IoU {row['iou']:.4f}  C-L2 {row['chamfer_l2']:.3e}  EPE {row['epe']:.4f} ({row['epe_cm']:.2f} cm)  "
               f"{row['fit_s']:.0f} s for {row['frames']:.0f} frames", flush=True)
@@ -113,9 +141,20 @@ def main():
     for r in rows:
         lines.append(f"| {r['variant']} | {r['sequences']} | {r['frames']:.0f} | {r['iou']:.4f} | {r['chamfer_l2']:.2e} | {r['epe']:.4f} | "
                      f"{r['epe_cm']:.2f} | {r['fit_s']:.0f} | {r['fit_s'] / r['frames']:.1f} |")
-    lines += ["", "`fast`, per sequence:", "", "| sequence | frames | IoU | Chamfer-L2 | EPE (cm) | fit time s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {Path(sq).name} | {p['frames']} | {p['iou']:.4f} | {p['chamfer_l2']:.2e} | {p['epe_cm']:.2f} | {p['fit_s']:.0f} |"
-              for sq, p in zip(args.sequences, rows[0]["per_sequence"])]
+    fast = next(r for r in rows if r["variant"] == "fast")
+    ceil = rows[0] if args.identities else None
+    lines += ["", "`fast`, per sequence" + (" (ceiling in brackets)" if ceil else "") + ":", "",
+              "| sequence | frames | IoU | Chamfer-L2 | EPE (cm) | fit time s | hardest frames (IoU) |", "|---|---|---|---|---|---|---|"]
+    for k, (sq, p) in enumerate(zip(args.sequences, fast["per_sequence"])):
+        c = ceil["per_sequence"][k] if ceil else None
+
+        def cell(key, fmt, t=None):
+            get = (lambda r: r[key]) if t is None else (lambda r: r[key][t])
+            return format(get(p), fmt) + (f" ({format(get(c), fmt)})" if c else "")
+
+        worst = ", ".join(f"{t}: {cell('iou_per_frame', '.2f', t)}" for t in np.argsort(p["iou_per_frame"])[:3])
+        lines.append(f"| {Path(sq).name} | {p['frames']} | {cell('iou', '.4f')} | {cell('chamfer_l2', '.2e')} | "
+                     f"{cell('epe_cm', '.2f')} | {p['fit_s']:.0f} | {worst} |")
     paper = [r for r in rows if r["variant"].startswith("paper")]
     fast_cut = [r for r in rows if r["variant"].startswith("fast (first")]
     if paper and fast_cut:

@@ -235,6 +235,16 @@ def sample_identities(count: int, seed: int = 0, test_fraction: float = 0.2,
     ]
 
 
+def find_identity(identity_id: str, identities_cfg) -> Identity:
+    """The identity with this id under a data config's `identities` settings (ids are seeded)."""
+    ic = identities_cfg
+    idents = {x.id: x for x in sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)}
+    if identity_id not in idents:
+        some = ", ".join(list(idents)[:5])
+        raise ValueError(f"unknown identity '{identity_id}' for this data config; ids look like {some}, ...")
+    return idents[identity_id]
+
+
 def phenotype_array(identities: list[Identity]) -> np.ndarray:
     return np.array([[ident.phenotypes[k] for k in PHENOTYPES] for ident in identities])
 

@@ -49,15 +49,10 @@ def cmd_data_sequence(args) -> None:
     from .data import depth
 
     cfg = config.load(config.DataConfig, args.config) if args.config else config.DataConfig()
-    ic = cfg.identities
-    idents = {x.id: x for x in bodies.sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)}
-    if args.identity not in idents:
-        some = ", ".join(list(idents)[:5])
-        raise ValueError(f"unknown identity '{args.identity}' for this data config; ids look like {some}, ...")
+    ident = bodies.find_identity(args.identity, cfg.identities)
     cam = depth.Camera.looking_at_subject(args.width, args.height, args.distance)
-    seq = depth.synthesize_sequence(args.out, idents[args.identity].phenotypes, args.motion, cam, args.frames,
-                                    compact=args.compact)
-    print(f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({idents[args.identity].split}) "
+    seq = depth.synthesize_sequence(args.out, ident.phenotypes, args.motion, cam, args.frames, compact=args.compact)
+    print(f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({ident.split}) "
           f"doing '{args.motion}' to {args.out}")
 
 

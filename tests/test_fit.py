@@ -109,3 +109,20 @@ def test_fit_bad_input(tiny_model, sequence, tmp_path):
     assert cli.main(["fit", "--checkpoint", str(shape_only), "--sequence", str(sequence.path), "--out", str(tmp_path / "x")]) == 2
     assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_sequence_ceiling_follows_the_true_bodies(tiny_model, sequence):
+    """Codes fitted to the 3D truth: the decoded bodies land where the true ones are, wherever
+    the sequence places them in the world (the translation is fitted, not assumed)."""
+    from npm_core import bodies, evaluate
+
+    ck, ds = tiny_model
+    m = checkpoint.load_model(ck)
+    canonical = bodies.body_meshes(ds.identities[ds.split("train")[0]]["phenotypes"])[0]
+    posed, faces = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices, resolution=32, points=300)
+    assert posed.shape[0] == 3 and posed.shape[2] == 3 and faces.max() < posed.shape[1]
+    centre = lambda v: (v.min(1) + v.max(1)) / 2
+    assert np.abs(centre(posed) - centre(sequence.gt_vertices)).max() < 0.1  # tiny model: coarse bodies
+    shift = np.array([0.3, 0.0, -0.2], np.float32)  # metres, beyond anything the pose codes model
+    moved, _ = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices + shift, resolution=32, points=300)
+    assert np.abs(moved - posed - shift).max() < 0.01
