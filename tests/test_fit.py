@@ -126,3 +126,23 @@ def test_sequence_ceiling_follows_the_true_bodies(tiny_model, sequence):
     shift = np.array([0.3, 0.0, -0.2], np.float32)  # metres, beyond anything the pose codes model
     moved, _ = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices + shift, resolution=32, points=300)
     assert np.abs(moved - posed - shift).max() < 0.01
+
+
+def test_warm_start_bank_finds_an_earlier_frame_in_the_same_pose(tiny_model, sequence):
+    """Frame 3 repeats frame 0's depth; frames 1-2 hold codes far off: the bank starts frame 3
+    from frame 0's code, the plain warm start from frame 2's."""
+    ck, _ = tiny_model
+    m = checkpoint.load_model(ck)
+    seq = depth.DepthSequence(sequence.camera, sequence.depths[[0, 1, 2, 0]], None, None, sequence.path)
+    cfg = _small(fit.fast_config())
+    prob = fit._Problem(m, seq, cfg)
+    s0, p0, tau0 = fit._initial_codes(prob, cfg)
+    prob.canonical_samples(s0, 32, 5000)
+    far = p0 + 3.0 * torch.randn(2, p0.shape[0], generator=torch.Generator().manual_seed(0))
+    P, tau = torch.stack([p0, far[0], far[1], p0]), tau0.expand(4, 3)
+    x = prob.draw(cfg.points_per_frame)
+    sdf_c = prob.shape_sdf(s0[None], x[None]).clamp(-cfg.clamp, cfg.clamp)[0]
+    with torch.no_grad():
+        banked, _ = fit._warm_start(prob, cfg, s0[None], P, tau, 3, x, sdf_c)
+        plain, _ = fit._warm_start(prob, fit.FitConfig(track_bank=False, extrapolate=False), s0[None], P, tau, 3, x, sdf_c)
+    assert torch.equal(banked[0], p0) and torch.equal(plain[0], far[1])
