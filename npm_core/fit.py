@@ -333,6 +333,11 @@ def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], No
     return FitResult(s_f.clone(), P_f.clone(), tau_f.clone(), losses, timings, interrupted)
 
 
+def _adam(params_lrs):
+    """Adam over the (tensor, learning rate) pairs that are being fitted."""
+    return torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in params_lrs if p.requires_grad])
+
+
 def _prior(cfg, s, P, w_shape=None):
     w_shape = cfg.w_shape_prior if w_shape is None else w_shape
     return w_shape * (s**2).mean() + cfg.w_pose_prior * (P**2).mean()
@@ -341,10 +346,7 @@ def _prior(cfg, s, P, w_shape=None):
 def _run_paper(prob, cfg, s, P, tau, report, state):
     """Reference schedule: `iterations` passes over all neighbouring frame pairs, batches of pairs."""
     T = P.shape[0]
-    groups = [{"params": [s], "lr": cfg.lr_shape}, {"params": [P], "lr": cfg.lr_pose}]
-    if tau.requires_grad:
-        groups.append({"params": [tau], "lr": cfg.lr_translation})
-    opt = torch.optim.Adam(groups)
+    opt = _adam([(s, cfg.lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation)])
     sched = torch.optim.lr_scheduler.StepLR(opt, max(1, cfg.iterations // 4), 0.5)
     pairs = [(t, t + 1) for t in range(T - 1)] or [(0, 0)]
     for it in range(cfg.iterations):
@@ -405,9 +407,6 @@ def _run_fast(prob, cfg, s, P, tau, report, state):
     steps_total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_steps
     step = 0
 
-    def opt_for(params_lrs):
-        return torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in params_lrs if p.requires_grad])
-
     p_prev = None
     for t in range(T):
         x_fixed = prob.draw(cfg.points_per_frame)
@@ -426,7 +425,7 @@ def _run_fast(prob, cfg, s, P, tau, report, state):
         params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation)]
         if t == 0:
             params.append((s, cfg.lr_shape * 4))
-        opt = opt_for(params)
+        opt = _adam(params)
         for i in range(iters):
             x = prob.draw(cfg.points_per_frame) if t == 0 else x_fixed
             lr, licp, dx = prob.frame_terms(s_t, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty, sdf_c)
@@ -451,8 +450,7 @@ def _refine(prob, cfg, s, P, tau, steps, report, step, steps_total):
     (refining pair by pair did, and drifted all frames: IoU 0.76 -> 0.65 on a 64-frame kick)."""
     if not steps:
         return step
-    opt = torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in [(s, cfg.refine_lr_shape), (P, cfg.lr_pose),
-                                                                      (tau, cfg.lr_translation)] if p.requires_grad])
+    opt = _adam([(s, cfg.refine_lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation)])
     frames = list(range(len(P)))
     for i in range(steps):
         x = prob.draw(cfg.refine_points)
