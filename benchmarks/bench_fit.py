@@ -3,7 +3,7 @@
 For each sequence (test identities doing test motions, one camera, with gt meshes): fit, then
 IoU / Chamfer-L2 / EPE (metrics.py, NPMs definitions) and wall time. With --identities (the
 sequences' identity ids), a first row shows the decoders' ceiling: codes fitted to the full 3D
-truth (evaluate.sequence_ceiling), which no fit from depth of this checkpoint can beat. `paper` is the
+truth (evaluate.sequence_ceiling), which a fit from depth of this checkpoint should not beat. `paper` is the
 reference schedule (500 iterations over all frame pairs, 20k points per frame); on 2 CPU
 cores it is far too slow for whole sequences, so it runs on the first --paper-frames frames
 with --paper-iterations iterations, and the table says so.

@@ -110,8 +110,9 @@ def fast_config(**kw) -> FitConfig:
     tracking with that sharper first-frame shape lost the jumping jack's legs (24 frames: IoU
     0.59 instead of 0.73).
 
-    Each frame may also start from any earlier frame's code (track_bank): jumping jack, 72
-    frames, IoU 0.780 -> 0.822, EPE 3.30 -> 2.43 cm; kick, 64 frames, 0.816 / 1.89 cm."""
+    Each frame may also start from any earlier frame's code (track_bank; benchmark, 256^3):
+    jumping jack, 72 frames, IoU 0.781 -> 0.823, EPE 3.26 -> 2.39 cm; kick, 64 frames, 0.813 ->
+    0.802, EPE 1.83 -> 2.13 cm."""
     return FitConfig(**{"schedule": "fast", "w_icp": 3.0, "w_temporal": 3.0, "silhouette_bound": True,
                         "refine_shape_prior": 0.01, "refine_lr_shape": 2e-3, "track_bank": True, **kw})
 
