@@ -21,27 +21,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npm_core import bodies, config, evaluate, fit, metrics
+from npm_core import bodies, config, evaluate, fit, metrics, space
 from npm_core.data import depth
 from npm_core.models import checkpoint
 
 
-def run(model, seq_dir, cfg, frames, resolution, iou_points):
+def run(model, seq_dir, cfg, frames, resolution, iou_points, shape_code=None, true_canonical_vertices=None):
+    """Fit and evaluate; with the true canonical body ([V,3] model units), also the IoU of the
+    fitted canonical shape against it (shape_iou): the shape alone, without the poses."""
     seq = depth.read_sequence(seq_dir, slice(0, frames) if frames else None)
     t = time.time()
-    res = fit.fit(model, seq, cfg)
+    res = fit.fit(model, seq, cfg, shape_code=shape_code)
     fit_s = time.time() - t
     with tempfile.TemporaryDirectory() as tmp:
         out = fit.write_result(Path(tmp) / "fit", res, model, cfg, "bench", seq_dir, resolution)
-        _, posed, faces = fit.read_result(out).meshes()
+        canon, posed, faces = fit.read_result(out).meshes()
     m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points)
-    return {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
+    row = {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
+    if true_canonical_vertices is not None:
+        row["shape_iou"] = metrics.iou(true_canonical_vertices, seq.gt_faces, space.metres_to_model(canon), faces, iou_points)
+    return row
+
+
+def true_canonical(model, identity):
+    """The identity's canonical body mesh vertices (model units), from the body model."""
+    ident = bodies.find_identity(identity, config.from_dict(config.DataConfig, model.sections.get("data")).identities)
+    return bodies.body_meshes(ident.phenotypes)[0]
 
 
 def ceiling(model, seq_dir, identity, frames, every, resolution, iou_points):
     seq = depth.read_sequence(seq_dir, slice(0, frames, every))
-    ident = bodies.find_identity(identity, config.from_dict(config.DataConfig, model.sections.get("data")).identities)
-    canonical = bodies.body_meshes(ident.phenotypes)[0]
+    canonical = true_canonical(model, identity)
     t = time.time()
     posed, faces = evaluate.sequence_ceiling(model, canonical, seq.gt_faces, seq.gt_vertices, resolution)
     fit_s = time.time() - t
@@ -80,7 +90,7 @@ def partial_sdf_vs_grid(seq_dir, resolutions=(128, 256), n=20000):
 
 def summary(variant, per):
     """A table row: the means over sequences, with the per-sequence results."""
-    keys = ["frames", "fit_s", "iou", "chamfer_l2", "epe", "epe_cm"]
+    keys = ["frames", "fit_s", "iou", "chamfer_l2", "epe", "epe_cm"] + (["shape_iou"] if all("shape_iou" in p for p in per) else [])
     return {"variant": variant, "sequences": len(per), **{k: float(np.mean([p[k] for p in per])) for k in keys}, "per_sequence": per}
 
 
@@ -99,6 +109,9 @@ def main():
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--ablation-sequences", type=int, default=None,
                     help="run the ablations (and the paper/fast cut) on the first N sequences only (default all)")
+    ap.add_argument("--known-shape", action="store_true",
+                    help="add a `fast` row with the shape code fitted to the true canonical body (needs --identities; "
+                         "ablation sequences): how much of the gap to the ceiling is the shape")
     ap.add_argument("--out", default="benchmarks/results/fit_cpu.md")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -107,6 +120,11 @@ def main():
     variants = [("fast", fit.fast_config(), args.frames, args.sequences),
                 ("fast, no L_c", fit.fast_config(use_temporal=False), args.frames, few),
                 ("fast, no L_icp", fit.fast_config(use_icp=False), args.frames, few)]
+    if args.known_shape:
+        if not args.identities:
+            ap.error("--known-shape needs --identities")
+        variants.append(("fast, shape known (code fitted to the true canonical body)", fit.fast_config(), args.frames, few))
+    canonicals = {sq: true_canonical(model, i) for sq, i in zip(args.sequences, args.identities or [])}
     if len(few) < len(args.sequences):  # the full fit on the same subset, for a like-for-like ablation
         variants.insert(1, (f"fast ({len(few)} sequence(s) of the ablations)", fit.fast_config(), args.frames, few))
     if not args.skip_paper:
@@ -127,9 +145,12 @@ def main():
     for name, cfg, frames, seqs in variants:
         per = []
         for sq in seqs:  # the full fast fit of a sequence is reused by the subset row
-            key = (repr(cfg), frames, sq)
+            shape = None
+            if name.startswith("fast, shape known"):
+                shape = evaluate.true_shape_code(model, canonicals[sq], depth.read_sequence(sq, slice(0, 1)).gt_faces)
+            key = (repr(cfg), frames, sq, shape is not None)
             if key not in done:
-                done[key] = run(model, sq, cfg, frames, args.resolution, args.iou_points)
+                done[key] = run(model, sq, cfg, frames, args.resolution, args.iou_points, shape, canonicals.get(sq))
                 print(f"  {name} on {Path(sq).name}: {done[key]}", flush=True)
             per.append(done[key])
         row = summary(name, per)
@@ -138,11 +159,12 @@ def main():
               f"{row['fit_s']:.0f} s for {row['frames']:.0f} frames", flush=True)
     lines = [f"`python {' '.join(sys.argv)}`", "",
              f"torch {torch.__version__}, 2 threads, CPU; each row is the mean over its sequences", "",
-             "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame | canonical shape IoU |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        shape_iou = f"{r['shape_iou']:.4f}" if "shape_iou" in r else "-"
         lines.append(f"| {r['variant']} | {r['sequences']} | {r['frames']:.0f} | {r['iou']:.4f} | {r['chamfer_l2']:.2e} | {r['epe']:.4f} | "
-                     f"{r['epe_cm']:.2f} | {r['fit_s']:.0f} | {r['fit_s'] / r['frames']:.1f} |")
+                     f"{r['epe_cm']:.2f} | {r['fit_s']:.0f} | {r['fit_s'] / r['frames']:.1f} | {shape_iou} |")
     fast = next(r for r in rows if r["variant"] == "fast")
     ceil = rows[0] if args.identities else None
     lines += ["", "`fast`, per sequence" + (" (ceiling in brackets)" if ceil else "") + ":", "",

@@ -85,6 +85,16 @@ def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500,
     return {k: {"frames": len(v), "mean_vertex_error_cm": float(np.mean(v)) if v else None} for k, v in errors.items()}
 
 
+def true_shape_code(model, canonical_vertices: np.ndarray, faces: np.ndarray, seed: int = 0) -> torch.Tensor:
+    """The shape code of a body whose canonical mesh is known ([V,3] model units): fitted to its SDF."""
+    from .data.sdf import sdf_samples
+
+    for p in list(model.shape_decoder.parameters()) + list(model.pose_decoder.parameters()):
+        p.requires_grad_(False)  # only codes are fitted; weight gradients would double the backward cost
+    pts, sdf, _ = sdf_samples(np.asarray(canonical_vertices, np.float64), faces, 200_000, seed=seed)
+    return fit_shape_code(model.shape_decoder, torch.as_tensor(pts), torch.as_tensor(sdf), model.shape_codes.mean(0), seed=seed)
+
+
 def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, gt_vertices_m: np.ndarray,
                      resolution: int = 256, points: int = 1000, batch: int = 16, surface_iters: int = 100, seed: int = 0):
     """What the checkpoint can represent of a sequence whose 3D truth is known: the shape code
@@ -97,13 +107,10 @@ def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, g
     canonical_vertices [V,3] model units, posed gt_vertices_m [T,V,3] metres in the same vertex
     order (faces [F,3] shared). Returns (posed vertices [T,V',3] metres, faces [F',3]) of the
     decoded canonical mesh extracted at `resolution`."""
-    from .data.sdf import sample_surface, sdf_samples, signed_distance, warp_mesh
+    from .data.sdf import sample_surface, signed_distance, warp_mesh
     from .mesh.extract import pose_mesh
 
-    for p in list(model.shape_decoder.parameters()) + list(model.pose_decoder.parameters()):
-        p.requires_grad_(False)  # only codes are fitted; weight gradients would double the backward cost
-    pts, sdf, _ = sdf_samples(np.asarray(canonical_vertices, np.float64), faces, 200_000, seed=seed)
-    s = fit_shape_code(model.shape_decoder, torch.as_tensor(pts), torch.as_tensor(sdf), model.shape_codes.mean(0), seed=seed)
+    s = true_shape_code(model, canonical_vertices, faces, seed)
     canon = torch.as_tensor(canonical_vertices, dtype=torch.float32)
     posed = torch.as_tensor(space.metres_to_model(np.asarray(gt_vertices_m, np.float64)), dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)

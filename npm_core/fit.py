@@ -174,7 +174,7 @@ def reconstruction_loss(sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.T
     if bound is not None:
         per = torch.where(bound & (sdf_c >= 0) & (sdf_c <= sdf_in), 0.0, per)
     m = mask.to(per.dtype)
-    return (per * m).sum() / m.sum().clamp_min(1.0)
+    return (per * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
 # ---------------------------------------------------------------------- the fit
@@ -256,6 +256,14 @@ class _Problem:
             licp.append(self.icp(s, p[b : b + 1], tau[b], t) if icp else q.new_zeros(()))
         return torch.stack(lr), torch.stack(licp), dx
 
+    def candidate_energies(self, s, p, tau, t, x, sdf_c):
+        """L_r of frame t under each candidate code p [K,Dp] and translation tau [K,3], in one
+        partial-SDF query (one query per candidate took longer than the decoder)."""
+        K, n = len(p), len(x)
+        q = x + self.displacement(s, p, x.expand(K, -1, -1)) + tau[:, None]
+        sdf_in, mask, _ = self.obs[t](q.reshape(-1, 3), self.cfg.clamp)
+        return reconstruction_loss(sdf_in.reshape(K, n), sdf_c, mask.reshape(K, n))
+
     def icp(self, s, p, tau, t):
         """Mean squared distance of observed points to the nearest warped canonical surface point."""
         o = self.obs[t]
@@ -270,8 +278,9 @@ class _Problem:
         return ((obs - warped[torch.as_tensor(nn, device=self.dev)]) ** 2).sum(-1).mean()
 
 
-def _initial_codes(prob: _Problem, cfg: FitConfig):
-    """Shape and pose codes that best explain the first observed frame among training codes."""
+def _initial_codes(prob: _Problem, cfg: FitConfig, shape: torch.Tensor | None = None):
+    """Shape and pose codes that best explain the first observed frame among training codes
+    (the pose for `shape` when the shape is known)."""
     m = prob.model
     t0 = next(t for t, o in enumerate(prob.obs) if not o.empty)
     o = prob.obs[t0]
@@ -290,21 +299,31 @@ def _initial_codes(prob: _Problem, cfg: FitConfig):
         pose_c = torch.cat([m.pose_codes.mean(0, keepdim=True),
                             m.pose_codes[torch.randperm(len(m.pose_codes), generator=gen)[: cfg.init_candidates]]])
         p_mean = pose_c[0]
-        s_best = min(shape_c, key=lambda s: energy(s[None], p_mean))
+        s_best = shape if shape is not None else min(shape_c, key=lambda s: energy(s[None], p_mean))
         p_best = min(pose_c, key=lambda p: energy(s_best[None], p))
     return s_best.clone(), p_best.clone(), tau0
 
 
-def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], None] | None = None) -> FitResult:
-    """Fit shape, per-frame pose codes and translations to a depth sequence."""
+def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], None] | None = None,
+        shape_code: torch.Tensor | None = None) -> FitResult:
+    """Fit shape, per-frame pose codes and translations to a depth sequence.
+
+    shape_code: a known canonical shape (e.g. fitted to a scan of the person), held fixed; only
+    poses and translations are fitted. One depth view leaves the body's thickness to the prior,
+    and the shape is most of what fits miss (benchmark: kick, known shape)."""
     torch.manual_seed(cfg.seed)
     t_start = time.time()
     prob = _Problem(model, seq, cfg)
     for p in list(model.shape_decoder.parameters()) + list(model.pose_decoder.parameters()):
         p.requires_grad_(False)
-    s0, p0, tau0 = _initial_codes(prob, cfg)
+    if shape_code is not None:
+        want = tuple(model.shape_codes.shape[1:])
+        if tuple(shape_code.shape) != want:
+            raise FitError(f"shape_code has shape {tuple(shape_code.shape)}; this checkpoint's shape codes are {want}")
+        shape_code = shape_code.detach().to(model.shape_codes)
+    s0, p0, tau0 = _initial_codes(prob, cfg, shape_code)
     T = len(seq)
-    s = s0[None].clone().requires_grad_(True)
+    s = s0[None].clone().requires_grad_(shape_code is None)
     P = p0.expand(T, -1).clone().requires_grad_(True)
     tau = tau0.expand(T, 3).clone()
     if not cfg.use_translation:
@@ -394,7 +413,7 @@ def _warm_start(prob, cfg, s, P, tau, t, x, sdf_c):
         n = cfg.bank_points
         p_all = torch.cat([p for p, _ in cands] + [P[: t - 1]])
         tau_all = torch.cat([tt for _, tt in cands] + [tau[t - 1 : t].expand(t - 1, 3)])
-        energy = prob.frame_terms(s, p_all, tau_all, [t] * len(p_all), x[:n], False, sdf_c[:n])[0]
+        energy = prob.candidate_energies(s, p_all, tau_all, t, x[:n], sdf_c[:n])
         k = int(energy.argmin())
         return p_all[k : k + 1].clone(), tau_all[k : k + 1].clone()
     energy = [prob.frame_terms(s, p, tt, [t], x, False, sdf_c)[0].item() for p, tt in cands]

@@ -51,13 +51,18 @@ def test_reconstruction_loss_reference_and_silhouette_bound():
     assert sdf_c.grad[0] < 0 and sdf_c.grad[2] == 0 and sdf_c.grad[3] > 0  # violations pulled back to the data
 
 
-def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tmp_path):
-    ck, _ = tiny_model
-    m = checkpoint.load_model(ck)
+def _problem(tiny_model, seq):
+    """The tiny model, a small fast config, its problem on seq, and the initial codes."""
+    m = checkpoint.load_model(tiny_model[0])
     cfg = _small(fit.fast_config())
-    prob = fit._Problem(m, sequence, cfg)
+    prob = fit._Problem(m, seq, cfg)
     s0, p0, tau0 = fit._initial_codes(prob, cfg)
     prob.canonical_samples(s0, 32, 5000)
+    return m, cfg, prob, s0, p0, tau0
+
+
+def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tmp_path):
+    m, cfg, prob, s0, p0, tau0 = _problem(tiny_model, sequence)
     before = fit._per_frame_losses(prob, s0, p0.expand(3, -1), tau0.expand(3, 3))["reconstruction"].mean()
     res = fit.fit(m, sequence, cfg)
     assert res.pose_codes.shape == (3, 8) and res.translation.shape == (3, 3)
@@ -131,13 +136,8 @@ def test_sequence_ceiling_follows_the_true_bodies(tiny_model, sequence):
 def test_warm_start_bank_finds_an_earlier_frame_in_the_same_pose(tiny_model, sequence):
     """Frame 3 repeats frame 0's depth; frames 1-2 hold codes far off: the bank starts frame 3
     from frame 0's code, the plain warm start from frame 2's."""
-    ck, _ = tiny_model
-    m = checkpoint.load_model(ck)
     seq = depth.DepthSequence(sequence.camera, sequence.depths[[0, 1, 2, 0]], None, None, sequence.path)
-    cfg = _small(fit.fast_config())
-    prob = fit._Problem(m, seq, cfg)
-    s0, p0, tau0 = fit._initial_codes(prob, cfg)
-    prob.canonical_samples(s0, 32, 5000)
+    _, cfg, prob, s0, p0, tau0 = _problem(tiny_model, seq)
     far = p0 + 3.0 * torch.randn(2, p0.shape[0], generator=torch.Generator().manual_seed(0))
     P, tau = torch.stack([p0, far[0], far[1], p0]), tau0.expand(4, 3)
     x = prob.draw(cfg.points_per_frame)
@@ -146,3 +146,36 @@ def test_warm_start_bank_finds_an_earlier_frame_in_the_same_pose(tiny_model, seq
         banked, _ = fit._warm_start(prob, cfg, s0[None], P, tau, 3, x, sdf_c)
         plain, _ = fit._warm_start(prob, fit.FitConfig(track_bank=False, extrapolate=False), s0[None], P, tau, 3, x, sdf_c)
     assert torch.equal(banked[0], p0) and torch.equal(plain[0], far[1])
+
+
+def test_candidate_energies_match_the_per_frame_reconstruction_loss(tiny_model, sequence):
+    """The warm start ranks all candidates with one partial-SDF query; each must get exactly the
+    L_r that frame_terms gives it alone, or the bank would pick by the wrong numbers."""
+    _, cfg, prob, s0, p0, tau0 = _problem(tiny_model, sequence)
+    gen = torch.Generator().manual_seed(1)
+    P = p0 + 0.5 * torch.randn(5, p0.shape[0], generator=gen)
+    tau = tau0 + 0.02 * torch.randn(5, 3, generator=gen)
+    x = prob.draw(300)
+    with torch.no_grad():
+        sdf_c = prob.shape_sdf(s0[None], x[None]).clamp(-cfg.clamp, cfg.clamp)[0]
+        batched = prob.candidate_energies(s0[None], P, tau, 1, x, sdf_c)
+        one_by_one = torch.cat([prob.frame_terms(s0[None], P[k : k + 1], tau[k : k + 1], [1], x, False, sdf_c)[0]
+                                for k in range(5)])
+    assert batched.shape == (5,) and len(set(batched.tolist())) == 5
+    torch.testing.assert_close(batched, one_by_one)
+
+
+def test_fit_with_a_known_shape_fits_poses_only(tiny_model, sequence):
+    """A known shape code is kept exactly while poses and translations move; a code of the wrong
+    size is refused with the sizes named."""
+    ck, _ = tiny_model
+    m = checkpoint.load_model(ck)
+    cfg = _small(fit.fast_config())
+    known = m.shape_codes[1].clone()
+    res = fit.fit(m, sequence, cfg, shape_code=known)
+    assert torch.equal(res.shape_code, known)
+    assert (res.pose_codes - res.pose_codes[0]).abs().sum() > 0 and res.translation.shape == (3, 3)
+    free = fit.fit(m, sequence, cfg)
+    assert not torch.equal(free.shape_code, known)
+    with pytest.raises(fit.FitError, match=r"shape_code has shape \(3,\)"):
+        fit.fit(m, sequence, cfg, shape_code=torch.zeros(3))
