@@ -258,7 +258,7 @@ class _Problem:
 
     def candidate_energies(self, s, p, tau, t, x, sdf_c):
         """L_r of frame t under each candidate code p [K,Dp] and translation tau [K,3], in one
-        partial-SDF query (one query per candidate took longer than the decoder)."""
+        partial-SDF query for all candidates."""
         K, n = len(p), len(x)
         q = x + self.displacement(s, p, x.expand(K, -1, -1)) + tau[:, None]
         sdf_in, mask, _ = self.obs[t](q.reshape(-1, 3), self.cfg.clamp)
@@ -309,8 +309,8 @@ def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], No
     """Fit shape, per-frame pose codes and translations to a depth sequence.
 
     shape_code: a known canonical shape (e.g. fitted to a scan of the person), held fixed; only
-    poses and translations are fitted. One depth view leaves the body's thickness to the prior,
-    and the shape is most of what fits miss (benchmark: kick, known shape)."""
+    poses and translations are fitted. One depth view leaves the body's thickness to the prior
+    (kick benchmark: IoU 0.802 -> 0.825 with the true shape; 0.86 -> 0.95 in its rest pose)."""
     torch.manual_seed(cfg.seed)
     t_start = time.time()
     prob = _Problem(model, seq, cfg)
