@@ -49,9 +49,8 @@ def true_canonical(model, identity):
     return bodies.body_meshes(ident.phenotypes)[0]
 
 
-def ceiling(model, seq_dir, identity, frames, every, resolution, iou_points):
+def ceiling(model, seq_dir, canonical, frames, every, resolution, iou_points):
     seq = depth.read_sequence(seq_dir, slice(0, frames, every))
-    canonical = true_canonical(model, identity)
     t = time.time()
     posed, faces = evaluate.sequence_ceiling(model, canonical, seq.gt_faces, seq.gt_vertices, resolution)
     fit_s = time.time() - t
@@ -137,8 +136,8 @@ def main():
         if len(args.identities) != len(args.sequences):
             ap.error(f"--identities: {len(args.identities)} ids for {len(args.sequences)} sequences")
         per = []
-        for sq, ident in zip(args.sequences, args.identities):
-            per.append(ceiling(model, sq, ident, args.frames, args.ceiling_every, args.resolution, args.iou_points))
+        for sq in args.sequences:
+            per.append(ceiling(model, sq, canonicals[sq], args.frames, args.ceiling_every, args.resolution, args.iou_points))
             print(f"  ceiling on {Path(sq).name}: {per[-1]}", flush=True)
         every = f", every {args.ceiling_every}th frame" if args.ceiling_every > 1 else ""
         rows.append(summary(f"decoder ceiling (codes fitted to 3D ground truth{every})", per))
@@ -147,7 +146,7 @@ def main():
         for sq in seqs:  # the full fast fit of a sequence is reused by the subset row
             shape = None
             if name.startswith("fast, shape known"):
-                shape = evaluate.true_shape_code(model, canonicals[sq], depth.read_sequence(sq, slice(0, 1)).gt_faces)
+                shape = evaluate.true_shape_code(model, canonicals[sq], bodies.faces())
             key = (repr(cfg), frames, sq, shape is not None)
             if key not in done:
                 done[key] = run(model, sq, cfg, frames, args.resolution, args.iou_points, shape, canonicals.get(sq))

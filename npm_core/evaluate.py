@@ -89,8 +89,7 @@ def true_shape_code(model, canonical_vertices: np.ndarray, faces: np.ndarray, se
     """The shape code of a body whose canonical mesh is known ([V,3] model units): fitted to its SDF."""
     from .data.sdf import sdf_samples
 
-    for p in list(model.shape_decoder.parameters()) + list(model.pose_decoder.parameters()):
-        p.requires_grad_(False)  # only codes are fitted; weight gradients would double the backward cost
+    model.shape_decoder.requires_grad_(False)  # only the code is fitted; weight gradients would double the backward cost
     pts, sdf, _ = sdf_samples(np.asarray(canonical_vertices, np.float64), faces, 200_000, seed=seed)
     return fit_shape_code(model.shape_decoder, torch.as_tensor(pts), torch.as_tensor(sdf), model.shape_codes.mean(0), seed=seed)
 
@@ -110,6 +109,7 @@ def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, g
     from .data.sdf import sample_surface, signed_distance, warp_mesh
     from .mesh.extract import pose_mesh
 
+    model.pose_decoder.requires_grad_(False)  # as in true_shape_code: only codes are fitted
     s = true_shape_code(model, canonical_vertices, faces, seed)
     canon = torch.as_tensor(canonical_vertices, dtype=torch.float32)
     posed = torch.as_tensor(space.metres_to_model(np.asarray(gt_vertices_m, np.float64)), dtype=torch.float32)
