@@ -179,3 +179,14 @@ def test_fit_with_a_known_shape_fits_poses_only(tiny_model, sequence):
     assert not torch.equal(free.shape_code, known)
     with pytest.raises(fit.FitError, match=r"shape_code has shape \(3,\)"):
         fit.fit(m, sequence, cfg, shape_code=torch.zeros(3))
+
+
+def test_pose_prior_keeps_tracked_codes_near_the_training_codes(tiny_model, sequence):
+    """The pose prior acts in tracking and refinement: a strong one keeps the fitted codes closer
+    to the training distribution's centre than the reference weight does."""
+    m = checkpoint.load_model(tiny_model[0])
+    rms = {}
+    for w in (1e-4, 10.0):
+        cfg = _small(fit.fast_config(w_pose_prior=w))
+        rms[w] = fit.fit(m, sequence, cfg).pose_codes.square().mean().sqrt().item()
+    assert rms[10.0] < 0.8 * rms[1e-4]
