@@ -8,7 +8,10 @@ Decoders: the analytic capsule body, a stand-in network (body SDF + 0.01 tanh(ML
 positional encoding), random weights: a trained checkpoint's size and cost, roughly an SDF),
 and a checkpoint's shape decoder with --checkpoint DIR (when npm_core.models can load one).
 
-    python benchmarks/bench_extract.py [--checkpoint DIR --index 0] [--full] [--out FILE]
+    python benchmarks/bench_extract.py [--checkpoint DIR --index 0] [--full] [--device cuda] [--out FILE]
+
+--device runs ours and every decoder evaluation there (the reference's dense evaluation too, as
+the NPMs code does on its GPU); skimage always runs on the CPU, on the grid copied back.
 
 Without --full the reference's dense evaluation of a network decoder at 256 is estimated from
 its measured time at 128 scaled by the node count (marked "eval est."); skimage runs for real.
@@ -57,7 +60,7 @@ class StandIn(torch.nn.Module):
         return analytic.body(x) + 0.01 * torch.tanh(self.mlp(self._pe(x))).squeeze(-1)
 
 
-def load_shape_fn(checkpoint_dir, index=0):
+def load_shape_fn(checkpoint_dir, index=0, device="cpu"):
     """Shape decoder of training shape `index` in a checkpoint, as points [K, 3] -> SDF [K].
 
     Imports npm_core.models lazily; returns None (with the reason) while that module offers
@@ -70,21 +73,33 @@ def load_shape_fn(checkpoint_dir, index=0):
     loader = getattr(models, "load_shape_fn", None)
     if loader is None:
         return None, "npm_core.models has no load_shape_fn(checkpoint_dir, index) yet"
-    return loader(checkpoint_dir, index), ""
+    return loader(checkpoint_dir, index, device), ""
+
+
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn):
+    """(result, seconds) of fn(), with queued GPU work finished on both sides."""
+    sync()
+    t = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t
 
 
 def median_ms(fn, repeats):
     fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+    return 1e3 * statistics.median(timed(fn)[1] for _ in range(repeats))
 
 
 def grid(fn, n):
-    g = torch.arange(n + 1).float() / n - 0.5
+    g = torch.arange(n + 1, device=DEVICE).float() / n - 0.5
     x = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
     with torch.inference_mode():
         return torch.cat([fn(c) for c in x.split(1 << 16)]).view(n + 1, n + 1, n + 1)
@@ -93,7 +108,7 @@ def grid(fn, n):
 def max_grad_norm(fn, n=200_000, seed=0):
     """Largest |grad f| over uniform points and points near the zero set (a Lipschitz estimate)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 3, generator=g) - 0.5
+    x = (torch.rand(n, 3, generator=g) - 0.5).to(DEVICE)
     with torch.no_grad():
         near = x[fn(x).abs() < 0.02]
     out = 0.0
@@ -112,14 +127,12 @@ def reference_extract(fn, n, estimate_from=None):
     by the node count instead of evaluating (n+1)^3 points (skimage still runs for real).
     """
     if estimate_from is None:
-        t = time.perf_counter()
-        values = grid(fn, n).numpy()
-        t_eval = time.perf_counter() - t
+        values, t_eval = timed(lambda: grid(fn, n).cpu().numpy())
         note = ""
     else:
         n0, t0 = estimate_from
         t_eval = t0 * ((n + 1) / (n0 + 1)) ** 3
-        values = grid(analytic.body, n).numpy()  # same surface size, cheap to make
+        values = grid(analytic.body, n).cpu().numpy()  # same surface size, cheap to make
         note = " (eval est.)"
     t = time.perf_counter()
     sk_marching_cubes(values, 0.0, method="lorensen")
@@ -133,11 +146,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--full", action="store_true", help="evaluate network decoders densely at 256 too (minutes)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
+    ap.add_argument("--device", default="cpu", help="where ours and the decoders run (cpu, cuda)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(2)
     command = "python " + " ".join(["benchmarks/bench_extract.py"] + sys.argv[1:])
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
     lines = [f"`{command}`", "",
-             f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; medians of {args.repeats} runs", ""]
+             f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {where}; medians of {args.repeats} runs", ""]
 
     def emit(s=""):
         print(s, flush=True)
@@ -149,19 +166,20 @@ def main():
     emit("|---|---|---|---|---|")
     for n in (64, 128, 256):
         values = grid(analytic.body, n - 1)  # n^3 nodes
+        host = values.cpu().numpy()
         v, f = marching_cubes_dense(values)
-        sv, sf, _, _ = sk_marching_cubes(values.numpy(), 0.0, method="lorensen")
+        sv, sf, _, _ = sk_marching_cubes(host, 0.0, method="lorensen")
         same = v.shape == sv.shape and f.shape == sf.shape
         ours = median_ms(lambda: marching_cubes_dense(values), args.repeats)
-        ref = median_ms(lambda: sk_marching_cubes(values.numpy(), 0.0, method="lorensen"), max(3, args.repeats // 2))
+        ref = median_ms(lambda: sk_marching_cubes(host, 0.0, method="lorensen"), max(3, args.repeats // 2))
         emit(f"| {n}^3 | {ours:.1f} | {ref:.1f} | {ref / ours:.2f}x | {same} |")
 
     decoders = [
         ("capsule body (analytic)", analytic.body),
-        ("stand-in 6x256 MLP + PE (random, not trained)", StandIn().eval()),
+        ("stand-in 6x256 MLP + PE (random, not trained)", StandIn().eval().to(DEVICE)),
     ]
     if args.checkpoint:
-        fn, why = load_shape_fn(args.checkpoint, args.index)
+        fn, why = load_shape_fn(args.checkpoint, args.index, DEVICE)
         if fn is None:
             emit()
             emit(f"checkpoint rows skipped: {why}")
@@ -169,19 +187,19 @@ def main():
             decoders.append((f"checkpoint {Path(args.checkpoint).name} shape {args.index}", fn))
 
     emit()
-    emit("## Narrow band: decoder evaluations as % of dense (N+1)^3 (mesh identical to dense)")
+    emit("## Narrow band: decoder evaluations as % of dense (N+1)^3 (same faces as dense, vertices within 1e-6)")
     emit()
     emit("| decoder | max grad norm | N | L | method | evaluations | % of dense | identical to dense |")
     emit("|---|---|---|---|---|---|---|---|")
     for name, fn in decoders:
         lip = max_grad_norm(fn)
         for n in (128, 256):
-            dense = extract_dense(fn, n) if n == 128 else None
+            dense = extract_dense(fn, n, device=DEVICE) if n == 128 else None
             for L in (1.0, DEFAULT_LIPSCHITZ):
-                r = extract(fn, n, lipschitz=L)
+                r = extract(fn, n, lipschitz=L, device=DEVICE)
                 same = "-"
                 if dense is not None:
-                    same = torch.equal(r.vertices, dense.vertices) and torch.equal(r.faces, dense.faces)
+                    same = torch.equal(r.faces, dense.faces) and torch.allclose(r.vertices, dense.vertices, rtol=0, atol=1e-6)
                 emit(f"| {name} | {lip:.2f} | {n} | {L:g} | {r.method} | {r.n_evaluations} | "
                      f"{100 * r.n_evaluations / (n + 1) ** 3:.2f}% | {same} |")
 
@@ -193,7 +211,7 @@ def main():
     for name, fn in decoders:
         measured = None
         for n in (128, 256):
-            ours = min(extract(fn, n).seconds for _ in range(2))
+            ours = min(timed(lambda: extract(fn, n, device=DEVICE))[1] for _ in range(2))
             slow = not isinstance(fn, type(analytic.body)) and n > 128 and not args.full
             ref, t_eval, note = reference_extract(fn, n, measured if slow else None)
             measured = measured or (n, t_eval)

@@ -33,7 +33,9 @@ class BumpyBody(torch.nn.Module):
 
 
 def same_mesh(a: ExtractResult, b: ExtractResult) -> bool:
-    return torch.equal(a.vertices, b.vertices) and torch.equal(a.faces, b.faces)
+    """Same faces, vertices equal up to float rounding: a network's output can change in the last
+    bits with its batch size (BLAS blocking), so the interpolated vertices can too."""
+    return torch.equal(a.faces, b.faces) and torch.allclose(a.vertices, b.vertices, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("sdf", [analytic.body, analytic.torus, shifted_sphere])

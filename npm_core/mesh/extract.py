@@ -122,12 +122,13 @@ def _narrow(decoder_fn, resolution, bound, lipschitz, chunk, device, coarse, lev
     # the 27 nodes of a split block: index a = ax + 3 ay + 9 az, a* in {0, 1, 2} half-sizes
     a27 = torch.stack(torch.meshgrid(*[torch.arange(3, device=device)] * 3, indexing="ij"), -1)
     a27 = a27.permute(2, 1, 0, 3).reshape(-1, 3)  # a = ax + 3 ay + 9 az
-    idx27 = a27 @ torch.tensor([1, 3, 9], device=device)
+    strides = torch.tensor([1, 3, 9], device=device)  # (x * strides).sum(-1): CUDA has no integer matmul
+    idx27 = (a27 * strides).sum(-1)
     is_corner = (a27 % 2 == 0).all(1)
-    corner_slot = (offsets8 * 2) @ torch.tensor([1, 3, 9], device=device)  # [8] slot of parent corner k
+    corner_slot = (offsets8 * 2 * strides).sum(-1)  # [8] slot of parent corner k
     new_slots = idx27[~is_corner]  # [19]
     # [8 child, 8 corner] slot of child c's corner k
-    child_corner_slot = (offsets8[:, None, :] + offsets8[None, :, :]) @ torch.tensor([1, 3, 9], device=device)
+    child_corner_slot = ((offsets8[:, None, :] + offsets8[None, :, :]) * strides).sum(-1)
     while size > 1:
         half_diag = size * (2.0 * bound / resolution) * math.sqrt(3.0) / 2.0
         keep = (corner_values - level).abs().min(dim=1).values <= lipschitz * half_diag
