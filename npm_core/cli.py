@@ -214,7 +214,9 @@ def cmd_fit(args) -> None:
     from .models import checkpoint
 
     torch.set_num_threads(args.threads)
-    m = checkpoint.load_model(args.checkpoint)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: this torch build sees no CUDA device (torch {torch.__version__})")
+    m = checkpoint.load_model(args.checkpoint, args.device)
     if m.pose_decoder is None:
         raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt); train the pose stage first")
     frames = slice(0, args.frames) if args.frames else None
@@ -225,6 +227,7 @@ def cmd_fit(args) -> None:
             setattr(cfg, "use_" + flag[3:], False)
     if args.iterations:
         cfg.iterations = args.iterations
+    cfg.device = args.device
     bar = {}
 
     def progress(e):
@@ -359,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-icp", action="store_true")
     f.add_argument("--no-translation", action="store_true")
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--device", default="cpu", help="where the decoders run (cpu, cuda); depth queries stay on the CPU")
     f.set_defaults(fn=cmd_fit)
     v = sub.add_parser("eval", help="IoU, Chamfer-L2, EPE of a fit against the sequence's gt meshes")
     v.add_argument("--fit", required=True)

@@ -153,7 +153,7 @@ class PartialSDF:
         the nearest surface point there is often on the unseen side, not among the observed points)."""
         qn = q.detach().cpu().numpy()
         if self.tree is None:
-            none = torch.zeros(len(q), dtype=torch.bool)
+            none = torch.zeros(len(q), dtype=torch.bool, device=q.device)
             return torch.full_like(q[:, 0], clamp), none, none
         _, nn = self.tree.query(qn, workers=-1)
         dist = (q - self.points[nn].to(q.device)).norm(dim=-1)
@@ -292,9 +292,9 @@ def _initial_codes(prob: _Problem, cfg: FitConfig, shape: torch.Tensor | None = 
     m = prob.model
     t0 = next(t for t, o in enumerate(prob.obs) if not o.empty)
     o = prob.obs[t0]
-    tau0 = o.points.mean(0) - torch.tensor([0.0, 0.0, 0.04])  # visible front is ~4 cm (model) before the pelvis
+    tau0 = (o.points.mean(0) - torch.tensor([0.0, 0.0, 0.04])).to(prob.dev)  # visible front is ~4 cm (model) before the pelvis
     gen = torch.Generator().manual_seed(cfg.seed)
-    x = torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen)  # coarse points in the cube
+    x = torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen).to(prob.dev)  # coarse points in the cube
     with torch.no_grad():
         def energy(s, p):
             q = x + prob.displacement(s, p[None], x[None])[0] + tau0
@@ -358,7 +358,7 @@ def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], No
         s_f, P_f, tau_f = s.detach()[0], P.detach(), tau.detach()
     timings["optimise_s"] = time.time() - t_start - timings["init_s"]
     losses = _per_frame_losses(prob, s_f, P_f, tau_f)
-    return FitResult(s_f.clone(), P_f.clone(), tau_f.clone(), losses, timings, interrupted)
+    return FitResult(s_f.cpu().clone(), P_f.cpu().clone(), tau_f.cpu().clone(), losses, timings, interrupted)
 
 
 def _adam(params_lrs):
