@@ -113,6 +113,9 @@ def test_fit_bad_input(tiny_model, sequence, tmp_path):
         (shape_only / name).write_bytes((ck / name).read_bytes())
     assert cli.main(["fit", "--checkpoint", str(shape_only), "--sequence", str(sequence.path), "--out", str(tmp_path / "x")]) == 2
     assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    if not torch.cuda.is_available():
+        assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(sequence.path), "--out", str(tmp_path / "x"),
+                         "--device", "cuda"]) == 2
     assert not (tmp_path / "x").exists()
 
 
