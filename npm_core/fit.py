@@ -487,19 +487,25 @@ def _refine(prob, cfg, s, P, tau, steps, report, step, steps_total):
     if not steps:
         return step
     opt = _adam([(s, cfg.refine_lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation)])
-    frames = list(range(len(P)))
     for i in range(steps):
-        x = prob.draw(cfg.refine_points)
-        lr, _, dx = prob.frame_terms(s, P, tau, frames, x, False, bound=cfg.silhouette_bound)
-        loss = lr.mean() + _prior(cfg, s, P, cfg.refine_shape_prior)
-        if cfg.use_temporal:
-            loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[:-1], dx[1:])
+        loss = _refine_energy(prob, cfg, s, P, tau, prob.draw(cfg.refine_points))
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         report({"stage": "refine", "step": step, "total": steps_total, "energy": loss.item()})
     return step
+
+
+def _refine_energy(prob, cfg, s, P, tau, x):
+    """What the refinement minimises over all frames at canonical points x: L_r (with the
+    silhouette bound if configured, so not the reference L_r), the priors (the refinement's
+    shape prior) and L_c between neighbouring frames."""
+    lr, _, dx = prob.frame_terms(s, P, tau, list(range(len(P))), x, False, bound=cfg.silhouette_bound)
+    loss = lr.mean() + _prior(cfg, s, P, cfg.refine_shape_prior)
+    if cfg.use_temporal:
+        loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[:-1], dx[1:])
+    return loss
 
 
 @torch.no_grad()
