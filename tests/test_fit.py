@@ -94,6 +94,16 @@ def test_refinement_lowers_its_energy(tiny_model, sequence):
     assert energy() < 0.9 * before
 
 
+def test_one_frame_sequence_fits_with_both_schedules(tiny_model, sequence, tmp_path):
+    m = checkpoint.load_model(tiny_model[0])
+    one = depth.DepthSequence(sequence.camera, sequence.depths[:1], None, None, sequence.path)
+    for cfg in (_small(fit.fast_config()), _small(fit.paper_config(iterations=4, keep_iteration=4))):
+        res = fit.fit(m, one, cfg)
+        assert res.pose_codes.shape == (1, 8) and np.isfinite(res.losses["reconstruction"]).all()
+        r = fit.read_result(fit.write_result(tmp_path / cfg.schedule, res, m, cfg, "tiny", sequence.path))
+        assert r.meta["frames"] == 1 and r.meshes()[1].shape[0] == 1
+
+
 def test_cli_fit_and_eval(tiny_model, sequence, tmp_path, monkeypatch, capsys):
     ck, _ = tiny_model
     monkeypatch.setattr(fit, "fast_config", lambda **kw: _small(fit.FitConfig(**kw)))
