@@ -1,5 +1,6 @@
 """Headless video rendering through EGL: frame count, size, content, and the session left as it was."""
 
+import itertools
 import json
 
 import numpy as np
@@ -43,7 +44,7 @@ def box(backend, rendering):
 def test_render_video_frames(box, tmp_path, suffix):
     if suffix == ".mp4":
         pytest.importorskip("imageio_ffmpeg")
-    ps, mesh, c = box
+    _, mesh, c = box
     done = []
     path = headless.render_video(tmp_path / f"slide{suffix}", lambda i: mesh.update_vertex_positions(c + [0.3 * i, 0, 0]),
                                  5, fps=10, size=(W, H), progress=lambda k, n: done.append(k))
@@ -55,7 +56,7 @@ def test_render_video_frames(box, tmp_path, suffix):
         assert f.reshape(-1, 3).std(0).max() > 10  # not one colour
         assert 20 < r.sum() < 0.8 * W * H
     xs = [np.nonzero(r)[1].mean() for r in red]
-    assert all(b > a + 2 for a, b in zip(xs, xs[1:]))  # the box moves right, frame by frame
+    assert all(b > a + 2 for a, b in itertools.pairwise(xs))  # the box moves right, frame by frame
 
 
 def test_turntable_views_differ(box, tmp_path):
