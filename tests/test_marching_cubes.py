@@ -5,6 +5,7 @@ import pytest
 import torch
 import trimesh
 from scipy.spatial import cKDTree
+from skimage.draw import ellipsoid
 from skimage.measure import marching_cubes as sk_marching_cubes
 
 from npm_core.mesh import analytic, tables
@@ -31,15 +32,27 @@ def noise_field():
     return torch.from_numpy(np.pad(v, 1, constant_values=1.0))
 
 
-def assert_same_vertex_set(a, b, tol=1e-5):
-    assert a.shape == b.shape
-    d_ab, _ = cKDTree(b).query(a)
-    d_ba, _ = cKDTree(a).query(b)
-    assert max(d_ab.max(), d_ba.max()) < tol
-
-
 def as_trimesh(v, f):
     return trimesh.Trimesh(v.cpu().numpy(), f.cpu().numpy(), process=False)
+
+
+def assert_same_triangles_as_skimage(values):
+    """The claim of marching_cubes.py: skimage's lorensen triangles with the same winding, vertex
+    positions within 2 float32 steps of max(1, |coordinate|). Returns the largest error in steps."""
+    v, f = marching_cubes_dense(torch.as_tensor(values))
+    v, f = v.numpy(), f.numpy()
+    sv, sf, _, _ = sk_marching_cubes(np.asarray(values), 0.0, method="lorensen")
+    assert v.dtype == np.float32 and v.shape == sv.shape and f.shape == sf.shape
+    nearest = cKDTree(sv).query(v)[1]
+    steps = np.abs(v - sv[nearest]) / np.spacing(np.maximum(1.0, np.abs(sv[nearest])).astype(np.float32))
+    assert steps.max() <= 2.0
+
+    def cyclic(positions, faces):  # each face as its 3 positions, in its smallest rotation
+        tri = [tuple(map(tuple, positions[t])) for t in faces]
+        return sorted(min(t[i:] + t[:i] for i in range(3)) for t in tri)
+
+    assert cyclic(sv[nearest], f) == cyclic(sv, sf)  # ours snapped onto skimage's positions
+    return steps.max()
 
 
 def test_table_is_skimage_classic():
@@ -50,23 +63,68 @@ def test_table_is_skimage_classic():
     assert np.array_equal(classic[:, :15], tables.padded_tri_table())
 
 
-@pytest.mark.parametrize("name, sdf", [("body", analytic.body), ("torus", analytic.torus), ("noise", None)])
-def test_matches_skimage_lorensen(name, sdf):
-    values = noise_field() if sdf is None else grid_values(sdf)
-    v, f = marching_cubes_dense(values)
-    sv, sf, _, _ = sk_marching_cubes(values.numpy(), 0.0, method="lorensen")
-    assert v.dtype == torch.float32 and f.dtype == torch.int64
-    assert_same_vertex_set(v.numpy(), sv)
-    assert f.shape[0] == sf.shape[0]
-
-
-def test_exact_zeros_match_skimage():
+def exact_zeros():
     rng = np.random.default_rng(1)
-    values = np.pad(rng.integers(-2, 3, (16, 16, 16)).astype(np.float32), 1, constant_values=1.0)
-    v, f = marching_cubes_dense(torch.from_numpy(values))
-    sv, sf, _, _ = sk_marching_cubes(values, 0.0, method="lorensen")
-    assert_same_vertex_set(v.numpy(), sv)
-    assert f.shape[0] == sf.shape[0]
+    return np.pad(rng.integers(-2, 3, (16, 16, 16)).astype(np.float32), 1, constant_values=1.0)
+
+
+@pytest.mark.parametrize("name", ["body", "torus", "noise", "ellipsoid", "exact zeros"])
+def test_same_triangles_as_skimage_lorensen(name):
+    values = {"body": lambda: grid_values(analytic.body), "torus": lambda: grid_values(analytic.torus),
+              "noise": noise_field, "exact zeros": exact_zeros,
+              "ellipsoid": lambda: ellipsoid(6, 10, 16, levelset=True).astype(np.float32)}[name]()
+    assert_same_triangles_as_skimage(values)
+
+
+def test_vertices_within_two_float32_steps_at_large_coordinates():
+    # grid coordinates up to ~250 along axis 0, where one float32 step is 1.5e-5 (1e-6 cannot hold)
+    rng = np.random.default_rng(2)
+    values = torch.from_numpy(np.pad(rng.standard_normal((250, 6, 6)).astype(np.float32), 1, constant_values=1.0))
+    v, _ = marching_cubes_dense(values)
+    assert v[:, 0].max() > 240
+    assert assert_same_triangles_as_skimage(values) <= 2.0
+
+
+def single_cell(case):
+    """2x2x2 values, corner k (natural order) +1 (outside) if bit k of case is set, else -1."""
+    values = np.empty((2, 2, 2), np.float32)
+    for k, (i, j, l) in enumerate(NATURAL_OFFSETS):
+        values[i, j, l] = 1.0 if case >> k & 1 else -1.0
+    return values
+
+
+def test_all_254_single_cell_cases():
+    """Every case: skimage's triangles; every vertex at a crossed edge's midpoint; interior edges
+    shared by two triangles in opposite directions; the patch's boundary on the cell's faces, a
+    function of each face's four corner signs, and run the opposite way by the neighbour across
+    that face. So any grid's mesh is watertight and consistently wound away from its border."""
+    face_segments = {}  # (axis, side, face signs) -> directed boundary segments in face coordinates
+    for case in range(1, 255):
+        values = single_cell(case)
+        assert_same_triangles_as_skimage(values)
+        v, f = marching_cubes_dense(torch.from_numpy(values))
+        p = [tuple(x) for x in (2 * v.numpy()).round().astype(int).tolist()]  # in half-cell units
+        for q in p:  # the midpoint of an edge whose ends differ in sign
+            axis = q.index(1)
+            ends = [tuple(c // 2 if ax != axis else e for ax, c in enumerate(q)) for e in (0, 1)]
+            assert q.count(1) == 1 and (values[ends[0]] > 0) != (values[ends[1]] > 0)
+        directed = [(p[a], p[b]) for t in f.tolist() for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))]
+        assert len(set(directed)) == len(directed)  # no directed edge twice: consistent winding
+        segments = {}
+        for a, b in (e for e in directed if (e[1], e[0]) not in directed):  # boundary of the patch
+            axis = [ax for ax in range(3) if a[ax] == b[ax] and a[ax] in (0, 2)]
+            assert len(axis) == 1, f"case {case}: boundary edge {a}-{b} not on a cell face"
+            u, w = [ax for ax in range(3) if ax != axis[0]]
+            segments.setdefault((axis[0], a[axis[0]] // 2), set()).add(((a[u], a[w]), (b[u], b[w])))
+        for axis in range(3):
+            for side in (0, 1):
+                signs = tuple(np.take(values, side, axis).reshape(-1) > 0)
+                got = frozenset(segments.get((axis, side), set()))
+                assert face_segments.setdefault((axis, side, signs), got) == got, f"case {case}"
+    assert len(face_segments) == 3 * 2 * 16
+    for (axis, side, signs), segs in face_segments.items():
+        if side == 0:
+            assert frozenset((b, a) for a, b in face_segments[(axis, 1, signs)]) == segs
 
 
 @pytest.mark.parametrize(

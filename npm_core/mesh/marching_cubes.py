@@ -9,17 +9,23 @@ Conventions
 - Grid: node (i, j, k) holds values[i, j, k]; a cell is named by its lowest node. Output
   vertices are in grid coordinates (node index units) or, with origin/spacing,
   world = origin + index * spacing.
-- Table: the classic 256-case table (tables.py: Bourke/Bloyd, == skimage CASESCLASSIC).
-  Corner bit set when value > level (outside of a negative-inside SDF), as skimage does;
-  with value < level the ambiguous cases resolve the other way. Output equals
-  skimage.measure.marching_cubes(volume, level, method='lorensen'): same vertex set, same
-  face count (tests/test_marching_cubes.py). Lewiner (skimage's default) resolves
-  ambiguous cases differently, so its face count differs.
+- Table: the classic 256-case table (tables.py: Bourke/Bloyd, == skimage CASESCLASSIC),
+  laid on the grid as skimage lays it (table x, y, z = array axes 2, 1, 0). Corner bit set
+  when value > level (outside of a negative-inside SDF), as skimage does. Output, in grid
+  coordinates, has the same triangles as skimage.measure.marching_cubes(volume, level,
+  method='lorensen'): the same vertex positions, each within 2 float32 steps of
+  max(1, |coordinate|) (ours interpolates in float32, skimage in float64 rounded once), and
+  the same faces with the same winding as skimage's default gradient_direction, in another
+  order (tests/test_marching_cubes.py, also over all 254 single-cell cases). Lewiner
+  (skimage's default method) tiles ambiguous cases differently, so its faces differ.
 - One vertex per crossed grid edge, keyed by its global edge id (lowest node id * 3 +
   axis), vertices sorted by that key; faces wound so normals point outward (towards
-  value > level), i.e. outward for a negative-inside SDF. The mesh is watertight
-  wherever the surface does not leave the grid (the 256-case table resolves every face
-  ambiguity the same way from both sides).
+  value > level), i.e. outward for a negative-inside SDF. Watertight and consistently wound
+  wherever the surface does not leave the grid: in every case the triangles' boundary lies
+  on the cell's faces and depends only on each face's four corner signs, so neighbouring
+  cells meet edge to edge (tested over all 254 cases). A node exactly at the level is
+  inside; its crossed edges then put vertices on the node itself, and the triangles between
+  them are degenerate (zero area), as skimage's with allow_degenerate=True (its default).
 
 Must not: import numpy arrays into the hot path, or know about decoders (see extract.py).
 """
@@ -36,8 +42,9 @@ NATURAL_OFFSETS = np.array([[k & 1, (k >> 1) & 1, (k >> 2) & 1] for k in range(8
 
 
 def _build_luts() -> dict[str, np.ndarray]:
-    """Tables re-expressed in the natural corner order (Bourke x, y, z = grid axes 0, 1, 2)."""
-    bourke_to_nat = tables.CORNER_OFFSETS @ np.array([1, 2, 4])  # [8] natural id of Bourke corner c
+    """Tables re-expressed in the natural corner order, Bourke x, y, z = grid axes 2, 1, 0 (as
+    skimage lays its table on an array): the same triangles as skimage's lorensen."""
+    bourke_to_nat = tables.CORNER_OFFSETS @ np.array([4, 2, 1])  # [8] natural id of Bourke corner c
     cases = np.arange(256)
     nat_to_bourke = np.zeros(256, dtype=np.int64)
     for c in range(8):
@@ -47,7 +54,8 @@ def _build_luts() -> dict[str, np.ndarray]:
     edge_table = tables.edge_table()
     crossed = (edge_table[:, None] >> np.arange(12)) & 1  # [256, 12]
     rank = np.cumsum(crossed, 1) - crossed  # rank of edge e among the case's crossed edges
-    tri = tables.padded_tri_table()  # [256, 15]
+    # the axis reversal is a reflection: swap two corners of each triangle to keep its winding
+    tri = tables.padded_tri_table().reshape(256, 5, 3)[:, :, [0, 2, 1]].reshape(256, 15)
     tri_rank = np.where(tri >= 0, np.take_along_axis(rank, tri.clip(0), 1), 0)
     return {
         "nat_to_bourke": nat_to_bourke,  # [256]
@@ -59,7 +67,7 @@ def _build_luts() -> dict[str, np.ndarray]:
         "edge_lo": lo,  # [12] natural corner at the edge's low end
         "edge_hi": hi,  # [12] natural corner at the edge's high end
         "edge_start": NATURAL_OFFSETS[lo],  # [12, 3] grid offset of the low end
-        "edge_axis": tables.edge_axis(),  # [12]
+        "edge_axis": (NATURAL_OFFSETS[hi] - NATURAL_OFFSETS[lo]).argmax(1),  # [12] grid axis of each edge
         "unit": np.eye(3, dtype=np.float32),
     }
 

@@ -292,12 +292,6 @@ def padded_tri_table() -> np.ndarray:
     return out
 
 
-def edge_axis() -> np.ndarray:
-    """[12] axis (0 x, 1 y, 2 z) of each cube edge."""
-    d = CORNER_OFFSETS[EDGE_CORNERS[:, 1]] - CORNER_OFFSETS[EDGE_CORNERS[:, 0]]
-    return d.argmax(1)
-
-
 def edge_table() -> np.ndarray:
     """[256] int64 bitmask of the edges crossed in each case (Bourke's edgeTable)."""
     cases = np.arange(256)[:, None]
