@@ -1,4 +1,4 @@
-"""`npms`: the command line: data build|sequence, train, eval-model, extract, fit, eval.
+"""`npms`: the command line: data build|sequence|import-depth, train, eval-model, extract, fit, eval.
 
 Each subcommand is a small function that parses arguments and calls npm_core; errors of
 bad input print one line (`npms: error: ...`) and exit 2, never a traceback.
@@ -54,6 +54,23 @@ def cmd_data_sequence(args) -> None:
     seq = depth.synthesize_sequence(args.out, ident.phenotypes, args.motion, cam, args.frames, compact=args.compact)
     print(f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({ident.split}) "
           f"doing '{args.motion}' to {args.out}")
+
+
+def cmd_data_import_depth(args) -> None:
+    from .data import import_depth
+
+    up = args.up
+    if up != "auto":
+        try:
+            up = [float(x) for x in up.split(",")]
+        except ValueError:
+            up = None
+        if up is None or len(up) != 3:
+            raise ValueError(f"--up {args.up!r}: expected auto or x,y,z (a vector in the camera frame)")
+    r = import_depth.import_depth(args.src, args.out, args.fx, args.fy, args.cx, args.cy, args.depth_scale,
+                                  args.masks, args.box, up, args.fps)
+    print(f"imported {r.frames} frames to {args.out}: up {r.up_camera.round(3).tolist()} in the camera frame "
+          f"(from {r.up_from}), world origin at the subject, {r.centre_camera.round(2).tolist()} m from the camera")
 
 
 def load_train_config(path: str | None, preset: str | None):
@@ -323,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=None)
     s.add_argument("--compact", action="store_true", help="gt meshes as one gt/meshes.npz (float16) instead of PLYs")
     s.set_defaults(fn=cmd_data_sequence)
+    im = data.add_parser("import-depth", help="a folder of 16-bit depth PNGs or .npy frames -> a depth sequence")
+    im.add_argument("src", help="folder of depth frames (file-name order)")
+    im.add_argument("--out", required=True, help="sequence directory to write (must not exist or be empty)")
+    for k in ["fx", "fy", "cx", "cy"]:
+        im.add_argument(f"--{k}", type=float, required=True, help="intrinsics, pixels")
+    im.add_argument("--depth-scale", type=float, default=1000.0, help="raw units per metre (PNG, integer .npy)")
+    im.add_argument("--masks", help="folder of mask PNGs named like the frames, nonzero = subject")
+    im.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="the subject's pixel box")
+    im.add_argument("--up", default="auto", help="auto (the floor's normal, else the camera's -y) or x,y,z in the camera frame")
+    im.add_argument("--fps", type=float, default=30.0)
+    im.set_defaults(fn=cmd_data_import_depth)
     t = sub.add_parser("train", help="train the shape or pose stage (resumes if interrupted)")
     t.add_argument("stage", choices=["shape", "pose"])
     t.add_argument("--out", required=True, help="checkpoint directory, e.g. checkpoints/body-v1")
