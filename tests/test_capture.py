@@ -244,3 +244,23 @@ def test_import_depth_cli_and_its_errors(frontal, tmp_path, capsys):
     assert "--up" in error(src, "--out", tmp_path / "o", *intr, "--up", "sideways")
     assert "wrong depth scale?" in error(src, "--out", tmp_path / "o", *intr, "--depth-scale", 100)
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_an_unsegmented_body_scene_is_segmented_and_centred(default_body, tmp_path):
+    v, f = default_body
+    shift = np.array([0.6, 0.0, -0.7])
+    body = trimesh.Trimesh(v / 0.4 + shift, f, process=False)  # model units -> metres, off the origin
+    y = body.vertices[:, 1].min()
+    ball = trimesh.creation.icosphere(3, 0.2)
+    ball.apply_translation([-0.9, y + 0.2, 0.0])
+    scene = trimesh.util.concatenate([body, ball, _quad([[-6, y, -2.5], [6, y, -2.5], [6, y, 6], [-6, y, 6]]),
+                                      _quad([[-6, y, -2.5], [6, y, -2.5], [6, 4, -2.5], [-6, 4, -2.5]])])
+    cam = depth.Camera.looking_at_subject(320, 240)
+    d = depth.render_depth(cam, scene.vertices, scene.faces)
+    only = depth.render_depth(cam, body.vertices, f)
+    subj = (only > 0) & (np.abs(only - d) < 1e-4)
+    depth.write_sequence(tmp_path, cam, [d])
+    prep = capture.prepare(depth.read_sequence(tmp_path))
+    kept = prep.sequence.depths[0] > 0
+    assert (kept & subj).sum() >= 0.98 * subj.sum() and (kept & ~subj).sum() < 0.01 * ((d > 0) & ~subj).sum()
+    np.testing.assert_allclose(prep.offset_m[[0, 2]], -shift[[0, 2]], atol=0.03)
