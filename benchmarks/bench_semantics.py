@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npm_core import bodies, metrics, semantics, space
+from npm_core import bodies, layout, metrics, semantics, space
 from npm_core.mesh.extract import extract
 from npm_core.models import checkpoint
 
@@ -72,7 +72,7 @@ def main():
         t = time.time()
         maps[f"{kind} map"] = semantics.compute(m, shape_map=kind, pose_map=kind)
         maps[f"{kind} map"].fit_time = f"{time.time() - t:.0f} s"
-    shipped = checkpoint.semantics_path(args.checkpoint)
+    shipped = layout.checkpoint_semantics_path(args.checkpoint)
     refined = maps[f"MLP map refined through the decoders (shipped {shipped})"] = semantics.load(shipped)
     refined.fit_time = "see `npms semantics`"
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import argparse
 import numpy as np
 import torch
 
-from npm_core import bodies, semantics
+from npm_core import bodies, layout, semantics
 from npm_core.mesh import extract, pose_mesh
 from npm_core.models import checkpoint
 from npm_viewer.render import render_grid
@@ -28,7 +28,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
     m = checkpoint.load_model(args.checkpoint)
-    sem = semantics.load(checkpoint.semantics_path(args.checkpoint))
+    sem = semantics.load(layout.checkpoint_semantics_path(args.checkpoint))
     lo, hi = sem.phenotype_range
     mid = np.median(np.concatenate([bodies.check_phenotypes(e["phenotypes"]) for e in m.meta["shape"]["codes"]]), 0)
     meshes = []

@@ -13,17 +13,16 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import space
+from . import layout, space
 
 PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
 """Anny's phenotype parameters, each in [0, 1] (age: 0.5 ~ 25 years, 1 ~ 90 years)."""
 
-DEFAULT_CACHE = Path(os.environ.get("NPM_CACHE_DIR", Path.home() / ".cache" / "npm_explorer"))
+DEFAULT_CACHE = layout.cache_root()
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ def _bar(desc: str, total: int):
 
 
 def cmd_data_build(args) -> None:
-    from . import config
+    from . import config, layout
     from .data import dataset
 
     cfg = config.load(config.DataConfig, args.config) if args.config else config.DataConfig()
     root = Path(args.cache) if args.cache else None
-    out = dataset.dataset_dir(cfg, root)
-    if (out / "DONE").exists():
+    out = layout.dataset_dir(cfg, root)
+    if layout.is_dataset(out):
         print(f"dataset already built: {out}")
         return
     bars = {}
@@ -101,6 +101,7 @@ def load_train_config(path: str | None, preset: str | None):
 def cmd_train(args) -> None:
     import torch
 
+    from . import layout
     from .data import dataset
     from .models import checkpoint
     from .train import train_pose, train_shape
@@ -108,7 +109,7 @@ def cmd_train(args) -> None:
     torch.set_num_threads(args.threads)
     name, model_cfg, data_cfg, shape_cfg, pose_cfg = load_train_config(args.config, args.preset)
     root = Path(args.cache) if args.cache else None
-    if not (dataset.dataset_dir(data_cfg, root) / "DONE").exists():
+    if not layout.is_dataset(layout.dataset_dir(data_cfg, root)):
         print("building the training set first (npms data build)...")
         dataset.build(data_cfg, root)
     ds = dataset.load(data_cfg, root)
@@ -238,7 +239,7 @@ def cmd_fit(args) -> None:
         raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt); train the pose stage first")
     frames = slice(0, args.frames) if args.frames else None
     seq = depth.read_sequence(args.sequence, frames)
-    cfg = fit.paper_config() if args.schedule == "paper" else fit.fast_config()
+    cfg = fit.SCHEDULES[args.schedule].config()
     for flag in ["no_temporal", "no_icp", "no_translation"]:
         if getattr(args, flag):
             setattr(cfg, "use_" + flag[3:], False)
@@ -253,10 +254,10 @@ def cmd_fit(args) -> None:
         bar["b"].n = e.get("step", e.get("iteration"))
         bar["b"].set_postfix(stage=e["stage"], energy=f"{e['energy']:.4g}", refresh=True)
 
-    res = fit.fit(m, seq, cfg, progress)
+    res = fit.fit(m, seq, cfg, progress, on_frame=fit.frame_log(args.out))
     if "b" in bar:
         bar["b"].close()
-    fit.write_result(args.out, res, m, cfg, Path(args.checkpoint).name, Path(args.sequence).resolve(),
+    fit.write_result(args.out, res, m, cfg, Path(args.checkpoint).name, args.sequence,
                      args.resolution, _progress_bar("posed meshes"), compact=args.compact)
     print(f"fitted {len(seq)} frames in {res.timings['init_s'] + res.timings['optimise_s']:.1f} s"
           f"{' (interrupted: kept the last completed result)' if res.interrupted else ''} -> {args.out}")
@@ -287,7 +288,7 @@ def cmd_eval(args) -> None:
 def cmd_semantics(args) -> None:
     import torch
 
-    from . import semantics
+    from . import layout, semantics
     from .models import checkpoint
 
     torch.set_num_threads(args.threads)
@@ -304,7 +305,7 @@ def cmd_semantics(args) -> None:
         for name, (before, after) in semantics.refine(sem, m, progress=progress).items():
             verdict = "kept the refined map" if after < before else "kept the map fitted to codes"
             print(f"{name} map refined through the decoder: held-out loss {before:.5f} -> {after:.5f} ({verdict})")
-    semantics.save(sem, checkpoint.semantics_path(args.checkpoint))
+    semantics.save(sem, layout.checkpoint_semantics_path(args.checkpoint))
     ph = [l["phenotypes"] for l in m.meta["shape"]["codes"]]
     import numpy as np
 
@@ -316,7 +317,7 @@ def cmd_semantics(args) -> None:
     print("shape PCA explained variance: " + ", ".join(f"{v:.3f}" for v in sem.shape_pca.explained))
     if sem.pose_pca is not None:
         print("pose PCA explained variance: " + ", ".join(f"{v:.3f}" for v in sem.pose_pca.explained))
-    print(f"-> {checkpoint.semantics_path(args.checkpoint)}")
+    print(f"-> {layout.checkpoint_semantics_path(args.checkpoint)}")
 
 
 def build_parser() -> argparse.ArgumentParser:

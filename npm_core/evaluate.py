@@ -5,7 +5,9 @@ identity's SDF samples with the decoder frozen, the mesh extracted, and IoU / Ch
 measured against the true canonical mesh (metrics.py definitions). Poses: pose codes of
 held-out frames (test motions on training identities; test identities) are optimised on
 flow samples, and the true canonical vertices moved by the decoder are compared with the
-true posed vertices (mean vertex error, cm). Must not: train or write checkpoints.
+true posed vertices (mean vertex error, cm). Codes fitted to 3D samples with the decoders
+frozen (fit_shape_code, fit_pose_codes) also give what a checkpoint can represent of a sequence
+whose 3D truth is known (sequence_ceiling). Must not: train or write checkpoints.
 """
 
 from __future__ import annotations
@@ -15,8 +17,57 @@ import torch
 
 from . import bodies, metrics, space
 from .data.dataset import Dataset
-from .fit import fit_pose_codes, fit_shape_code
 from .mesh.extract import extract
+
+# ------------------------------------------------ codes from 3D samples (decoders frozen)
+
+
+def fit_shape_code(shape_decoder, points: torch.Tensor, sdf: torch.Tensor, init: torch.Tensor, iters: int = 300,
+                   batch: int = 8192, lr: float = 5e-3, prior: float = 1e-4, clamp: float = 0.1, seed: int = 0):
+    """Shape code of an unseen body from its SDF samples (decoder frozen), DeepSDF-style:
+    clamped L1 + code prior, Adam. points [N,3] canonical, sdf [N] -> code [Ds]."""
+    gen = torch.Generator().manual_seed(seed)
+    code = init.detach().clone()[None].requires_grad_(True)
+    opt = torch.optim.Adam([code], lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, iters // 2), 0.3)
+    for _ in range(iters):
+        idx = torch.randint(0, len(points), (batch,), generator=gen)
+        pred = shape_decoder(code, points[idx][None])[0]
+        loss = (pred.clamp(-clamp, clamp) - sdf[idx].clamp(-clamp, clamp)).abs().mean() + prior * code.square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return code.detach()[0]
+
+
+def fit_pose_codes(pose_decoder, shape_codes: torch.Tensor, x: torch.Tensor, y: torch.Tensor, init: torch.Tensor,
+                   iters: int = 200, lr: float = 1e-2, prior: float = 1e-4, translation: torch.Tensor | None = None):
+    """Pose codes of unseen frames from flow pairs (decoder frozen): shape codes [B,Ds],
+    canonical x [B,K,3] -> posed y [B,K,3]; returns codes [B,Dp].
+    translation: initial offsets [B,3] of frames placed in a world (y = x + f_p + offset), fitted
+    with the codes; then returns (codes, offsets)."""
+    codes = init.detach().clone().requires_grad_(True)
+    groups = [{"params": [codes], "lr": lr}]
+    offsets = None
+    if translation is not None:
+        offsets = translation.detach().clone().requires_grad_(True)
+        groups.append({"params": [offsets], "lr": lr / 10})
+    opt = torch.optim.Adam(groups)
+    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, iters // 2), 0.3)
+    for _ in range(iters):
+        moved = x + pose_decoder(shape_codes, codes, x)
+        if offsets is not None:
+            moved = moved + offsets[:, None]
+        loss = ((moved - y).square().sum(-1) / 2).mean() + prior * codes.square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return codes.detach() if offsets is None else (codes.detach(), offsets.detach())
+
+
+# ------------------------------------------------------------------ held-out evaluation
 
 
 def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int = 256, iou_points: int = 1_000_000,
@@ -99,7 +150,7 @@ def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, g
     """What the checkpoint can represent of a sequence whose 3D truth is known: the shape code
     fitted to the true canonical body's SDF; per frame a pose code and translation fitted to the
     true vertex correspondences (canonical -> posed), then to the true posed SDF as well, since
-    correspondences alone leave thin limbs off the surface (kick: IoU 0.74 -> 0.88). A fit from
+    correspondences alone leave thin limbs off the surface. A fit from
     depth sees far less, so this is what fitting this checkpoint can hope to reach; the fit
     benchmark prints it beside the fits.
 

@@ -16,19 +16,21 @@ checkpoint directory, so a SIGKILL loses at most that many epochs and the same c
 Seeded and deterministic on CPU: the same seed gives the same losses, resumed or not.
 Progress: `progress(ProgressEvent)` callbacks, and the same events in <out_dir>/progress.jsonl.
 
-Must not: know file names (models/checkpoint.py does) or build data (data/ does).
+Must not: know file names (layout.py does) or build data (data/ does).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import layout
 from .config import to_dict
 from .data.samples import FlowSamples, ShapeSamples
 from .models import checkpoint as ckpt
@@ -72,22 +74,34 @@ class TrainPoseConfig:
     device: str = "cpu"
 
 
+@dataclass(frozen=True)
+class TrainPreset:
+    shape: Callable[[], TrainShapeConfig]
+    pose: Callable[[], TrainPoseConfig]
+
+
+PRESETS = {
+    "fast": TrainPreset(TrainShapeConfig, TrainPoseConfig),
+    "paper": TrainPreset(
+        lambda: TrainShapeConfig(epochs=4000, batch_shapes=4, points_per_shape=50_000, lr_net=5e-4, lr_codes=1e-3,
+                                 lr_decay_every=500, prior_ramp_epochs=100),
+        lambda: TrainPoseConfig(epochs=200, batch_frames=2, points_per_frame=50_000, lr_net=5e-4, lr_codes=1e-3,
+                                lr_decay_every=30, prior_ramp_epochs=100)),
+}
+
+
+def _preset(name: str) -> TrainPreset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; expected one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
 def shape_preset(name: str) -> TrainShapeConfig:
-    if name == "paper":
-        return TrainShapeConfig(epochs=4000, batch_shapes=4, points_per_shape=50_000, lr_net=5e-4, lr_codes=1e-3,
-                                lr_decay_every=500, prior_ramp_epochs=100)
-    if name == "fast":
-        return TrainShapeConfig()
-    raise ValueError(f"unknown training preset {name!r}; expected 'paper' or 'fast'")
+    return _preset(name).shape()
 
 
 def pose_preset(name: str) -> TrainPoseConfig:
-    if name == "paper":
-        return TrainPoseConfig(epochs=200, batch_frames=2, points_per_frame=50_000, lr_net=5e-4, lr_codes=1e-3,
-                               lr_decay_every=30, prior_ramp_epochs=100)
-    if name == "fast":
-        return TrainPoseConfig()
-    raise ValueError(f"unknown training preset {name!r}; expected 'paper' or 'fast'")
+    return _preset(name).pose()
 
 
 @dataclass
@@ -227,7 +241,7 @@ class _Run:
     def __init__(self, stage, out_dir, cfg, model_cfg, progress, steps_per_epoch):
         self.stage, self.cfg, self.model_cfg = stage, cfg, model_cfg
         self.out = Path(out_dir) if out_dir is not None else None
-        self.callbacks = [c for c in (progress, JsonlLog(ckpt.progress_path(self.out)) if self.out else None) if c]
+        self.callbacks = [c for c in (progress, JsonlLog(layout.checkpoint_progress_path(self.out)) if self.out else None) if c]
         self.steps_per_epoch = steps_per_epoch
         self.epoch, self.global_step, self.history, self.prior_seconds, self.resumed_from = 0, 0, [], 0.0, 0
         self.sums, self.count = {}, 0
@@ -243,7 +257,7 @@ class _Run:
         state = ckpt.load_train_state(self.out, self.stage) if (resume and self.out) else None
         kind = "start"
         if state is not None:
-            path = ckpt.train_state_path(self.out, self.stage)
+            path = layout.checkpoint_train_state_path(self.out, self.stage)
             if state["train_config"] != self._state_cfg() or state["model_config"] != to_dict(self.model_cfg):
                 raise ckpt.CheckpointError(f"{path}: saved by a run with another config; resume with the same config "
                                            f"or delete it to start over (saved {state['train_config']}, "

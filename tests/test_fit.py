@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from npm_core import cli, fit, space
+from npm_core import cli, fit, layout, space
 from npm_core.data import depth
+from npm_core.fit import problem, schedules
 from npm_core.models import checkpoint
+
 
 @pytest.fixture(scope="module")
 def sequence(tiny_model, tmp_path_factory):
@@ -55,8 +57,8 @@ def _problem(tiny_model, seq):
     """The tiny model, a small fast config, its problem on seq, and the initial codes."""
     m = checkpoint.load_model(tiny_model[0])
     cfg = _small(fit.fast_config())
-    prob = fit._Problem(m, seq, cfg)
-    s0, p0, tau0 = fit._initial_codes(prob, cfg)
+    prob = fit.Problem(m, seq, cfg)
+    s0, p0, tau0 = problem.initial_codes(prob)
     prob.canonical_samples(s0, 32, 5000)
     return m, cfg, prob, s0, p0, tau0
 
@@ -64,7 +66,7 @@ def _problem(tiny_model, seq):
 def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tmp_path):
     m, cfg, prob, s0, p0, tau0 = _problem(tiny_model, sequence)
     cfg.refine_steps = 0  # tracking lowers the reference L_r; the refinement minimises its own energy (next test)
-    before = fit._per_frame_losses(prob, s0, p0.expand(3, -1), tau0.expand(3, 3))["reconstruction"].mean()
+    before = prob.per_frame_losses(s0, p0.expand(3, -1), tau0.expand(3, 3))["reconstruction"].mean()
     res = fit.fit(m, sequence, cfg)
     assert res.pose_codes.shape == (3, 8) and res.translation.shape == (3, 3)
     assert res.losses["reconstruction"].mean() < before
@@ -87,10 +89,10 @@ def test_refinement_lowers_its_energy(tiny_model, sequence):
 
     def energy():
         with torch.no_grad():
-            return fit._refine_energy(prob, cfg, s, P, tau, x).item()
+            return schedules.refine_energy(prob, fit.Codes(s, P, tau), x).item()
 
     before = energy()
-    assert fit._refine(prob, cfg, s, P, tau, 40, lambda e: None, 0, 40) == 40
+    assert schedules.refine(prob, fit.Codes(s, P, tau), 40, fit.Reporter(total=40)) == 40
     assert energy() < 0.9 * before
 
 
@@ -106,13 +108,32 @@ def test_one_frame_sequence_fits_with_both_schedules(tiny_model, sequence, tmp_p
 
 def test_cli_fit_and_eval(tiny_model, sequence, tmp_path, monkeypatch, capsys):
     ck, _ = tiny_model
-    monkeypatch.setattr(fit, "fast_config", lambda **kw: _small(fit.FitConfig(**kw)))
+    monkeypatch.setitem(fit.SCHEDULES, "fast", fit.Schedule(lambda **kw: _small(fit.FitConfig(**kw)), fit.SCHEDULES["fast"].run))
     assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(sequence.path), "--out", str(tmp_path / "f"),
                      "--threads", "1"]) == 0
     assert cli.main(["eval", "--fit", str(tmp_path / "f"), "--sequence", str(sequence.path), "--iou-points", "20000",
                      "--json", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
     assert "mean" in out and "EPE" in out and (tmp_path / "m.json").exists()
+    assert [e["frame"] for e in layout.read_fit_progress(tmp_path / "f")[0]] == [0, 1, 2]  # tracked frames, logged
+
+
+def test_each_tracked_frame_is_reported_and_logged(tiny_model, sequence, tmp_path):
+    """on_frame sees every frame's codes as tracking leaves them (without refinement: the result's
+    codes), and frame_log writes them as JSON lines with the documented fields."""
+    m = checkpoint.load_model(tiny_model[0])
+    cfg = _small(fit.fast_config())
+    cfg.refine_steps = 0
+    seen, log = [], fit.frame_log(tmp_path / "f")
+    res = fit.fit(m, sequence, cfg, on_frame=lambda u: (seen.append(u), log(u)))
+    assert [u.frame for u in seen] == [0, 1, 2] and all(u.frames == 3 for u in seen)
+    assert torch.equal(torch.stack([u.pose_code for u in seen]), res.pose_codes)
+    assert torch.equal(torch.stack([u.translation for u in seen]), res.translation)
+    assert all(torch.equal(u.shape_code, res.shape_code) for u in seen)
+    lines, _ = layout.read_fit_progress(tmp_path / "f")
+    assert [set(e) for e in lines] == [set(layout.FIT_PROGRESS_FIELDS)] * 3
+    assert np.allclose([e["pose_code"] for e in lines], res.pose_codes.numpy())
+    assert [e["energy"] for e in lines] == [u.energy for u in seen]
 
 
 def test_fit_bad_input(tiny_model, sequence, tmp_path):
@@ -125,7 +146,7 @@ def test_fit_bad_input(tiny_model, sequence, tmp_path):
     one_blank = depth.DepthSequence(sequence.camera, sequence.depths.copy(), None, None, tmp_path)
     one_blank.depths[1] = 0
     with pytest.warns(UserWarning, match=r"frames \[1\] have no valid pixel"):
-        fit._Problem(m, one_blank, cfg)
+        fit.Problem(m, one_blank, cfg)
     far_cam = depth.Camera(**{**sequence.camera.__dict__})
     pose = np.array(far_cam.world_from_camera)
     pose[:3, 3] += [3.0, 0, 0]
@@ -155,7 +176,10 @@ def test_sequence_ceiling_follows_the_true_bodies(tiny_model, sequence):
     canonical = bodies.body_meshes(ds.identities[ds.split("train")[0]]["phenotypes"])[0]
     posed, faces = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices, resolution=32, points=300)
     assert posed.shape[0] == 3 and posed.shape[2] == 3 and faces.max() < posed.shape[1]
-    centre = lambda v: (v.min(1) + v.max(1)) / 2
+
+    def centre(v):
+        return (v.min(1) + v.max(1)) / 2
+
     assert np.abs(centre(posed) - centre(sequence.gt_vertices)).max() < 0.1  # tiny model: coarse bodies
     shift = np.array([0.3, 0.0, -0.2], np.float32)  # metres, beyond anything the pose codes model
     moved, _ = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices + shift, resolution=32, points=300)
@@ -172,8 +196,9 @@ def test_warm_start_bank_finds_an_earlier_frame_in_the_same_pose(tiny_model, seq
     x = prob.draw(cfg.points_per_frame)
     sdf_c = prob.shape_sdf(s0[None], x[None]).clamp(-cfg.clamp, cfg.clamp)[0]
     with torch.no_grad():
-        banked, _ = fit._warm_start(prob, cfg, s0[None], P, tau, 3, x, sdf_c)
-        plain, _ = fit._warm_start(prob, fit.FitConfig(track_bank=False, extrapolate=False), s0[None], P, tau, 3, x, sdf_c)
+        banked, _ = schedules.warm_start(prob, fit.Codes(s0[None], P, tau), 3, x, sdf_c)
+        prob.cfg = fit.FitConfig(track_bank=False, extrapolate=False)
+        plain, _ = schedules.warm_start(prob, fit.Codes(s0[None], P, tau), 3, x, sdf_c)
     assert torch.equal(banked[0], p0) and torch.equal(plain[0], far[1])
 
 

@@ -5,9 +5,19 @@ import math
 import pytest
 import torch
 
-from npm_core.models import (CheckpointError, DecoderConfig, ModelConfig, PoseDecoder, ShapeDecoder,
-                             load_model, load_shape_fn, model_preset, positional_encoding, save_stage)
-from npm_core.models import checkpoint as ckpt
+from npm_core import layout
+from npm_core.models import (
+    CheckpointError,
+    DecoderConfig,
+    ModelConfig,
+    PoseDecoder,
+    ShapeDecoder,
+    load_model,
+    load_shape_fn,
+    model_preset,
+    positional_encoding,
+    save_stage,
+)
 
 TINY = ModelConfig(DecoderConfig(48, 4, 8, 3, 2), DecoderConfig(64, 5, 6, 2, 3))
 
@@ -129,31 +139,31 @@ def test_checkpoint_errors(tmp_path):
     d = tmp_path / "c"
     _write(d)
     # truncated tensor file
-    data = ckpt.stage_path(d, "pose").read_bytes()
-    ckpt.stage_path(d, "pose").write_bytes(data[: len(data) // 2])
+    data = layout.checkpoint_stage_path(d, "pose").read_bytes()
+    layout.checkpoint_stage_path(d, "pose").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"pose\.pt.*truncated or corrupted"):
         load_model(d)
-    ckpt.stage_path(d, "pose").unlink()
+    layout.checkpoint_stage_path(d, "pose").unlink()
     # state dict that does not fit config.yaml
-    cfg = ckpt.config_path(d).read_text().replace("width: 48", "width: 40")
-    ckpt.config_path(d).write_text(cfg)
+    cfg = layout.checkpoint_config_path(d).read_text().replace("width: 48", "width: 40")
+    layout.checkpoint_config_path(d).write_text(cfg)
     with pytest.raises(CheckpointError, match=r"shape\.pt: shape decoder weights do not match config\.yaml"):
         load_model(d)
     # missing file
-    ckpt.stage_path(d, "shape").unlink()
+    layout.checkpoint_stage_path(d, "shape").unlink()
     with pytest.raises(CheckpointError, match=r"shape\.pt: file not found"):
         load_model(d)
-    ckpt.config_path(d).write_text("model: {shape: {widht: 3}}\n")
+    layout.checkpoint_config_path(d).write_text("model: {shape: {widht: 3}}\n")
     with pytest.raises(CheckpointError, match="widht"):
         load_model(d)
-    ckpt.config_path(d).unlink()
+    layout.checkpoint_config_path(d).unlink()
     with pytest.raises(CheckpointError, match=r"config\.yaml: file not found"):
         load_model(d)
 
 
 def test_atomic_write_keeps_previous_file(tmp_path, monkeypatch):
     fs, _, s_codes, _ = _write(tmp_path, with_pose=False)
-    before = ckpt.stage_path(tmp_path, "shape").read_bytes()
+    before = layout.checkpoint_stage_path(tmp_path, "shape").read_bytes()
 
     def boom(obj, f):
         f.write(b"half a file")
@@ -162,5 +172,5 @@ def test_atomic_write_keeps_previous_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(KeyboardInterrupt):
         save_stage(tmp_path, "shape", fs, s_codes * 2, TINY)
-    assert ckpt.stage_path(tmp_path, "shape").read_bytes() == before
+    assert layout.checkpoint_stage_path(tmp_path, "shape").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "meta.yaml", "shape.pt"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from npm_core import layout
 from npm_core.data.samples import FlowSamples, ShapeSamples
 from npm_core.models import CheckpointError, DecoderConfig, ModelConfig, load_model
 from npm_core.models import checkpoint as ckpt
@@ -51,7 +52,7 @@ def icosphere(subdivisions=2):
     for _ in range(subdivisions):
         mid, nf = {}, []
 
-        def m(a, b):
+        def m(a, b, mid=mid):
             key = (min(a, b), max(a, b))
             if key not in mid:
                 mid[key] = len(v)
@@ -110,7 +111,7 @@ def test_shape_training_learns_the_sphere_family(tmp_path):
     assert m.sections["train_shape"]["epochs"] == 60
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and events[-1].done and kinds.count("epoch") == 60
-    logged, _ = read_events(ckpt.progress_path(tmp_path))
+    logged, _ = read_events(layout.checkpoint_progress_path(tmp_path))
     assert [e.kind for e in logged] == kinds and logged[-2].samples_per_s > 0
 
 
@@ -146,7 +147,7 @@ def test_pose_training_reduces_flow_error(tmp_path):
         dx = res.decoder(shape_codes[flow.frame_shape], res.codes, x)
     epe = (x + dx - y).norm(dim=-1).mean()
     assert epe < 0.25 * identity_epe, (float(epe), float(identity_epe))
-    assert ckpt.stage_path(tmp_path, "pose").exists() and (tmp_path / "meta.yaml").exists()
+    assert layout.checkpoint_stage_path(tmp_path, "pose").exists() and (tmp_path / "meta.yaml").exists()
     assert ckpt.load_train_state(tmp_path, "pose")["epoch"] == 80
 
 
@@ -174,7 +175,7 @@ def test_resume_after_sigkill(tmp_path):
     out, ref = tmp_path / "run", tmp_path / "ref"
     proc = _run_script(tmp_path, out, 150)
     ref_proc = _run_script(tmp_path, ref, 150)  # uninterrupted, for comparison (runs alongside)
-    log = ckpt.progress_path(out)
+    log = layout.checkpoint_progress_path(out)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:  # kill once a few epochs are saved
         events, _ = read_events(log)
@@ -185,7 +186,7 @@ def test_resume_after_sigkill(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     saved = ckpt.load_train_state(out, "shape")["epoch"]
-    assert 3 <= saved < 150 and not ckpt.stage_path(out, "shape").exists()
+    assert 3 <= saved < 150 and not layout.checkpoint_stage_path(out, "shape").exists()
 
     assert _run_script(tmp_path, out, 150).wait() == 0  # the same command resumes
     events, _ = read_events(log)
@@ -204,7 +205,7 @@ def test_resume_after_sigkill(tmp_path):
 
 def test_damaged_training_state_is_a_clear_error(tmp_path):
     train_shape(spheres(), shape_cfg(epochs=2), TINY, tmp_path)
-    path = ckpt.train_state_path(tmp_path, "shape")
+    path = layout.checkpoint_train_state_path(tmp_path, "shape")
     # more epochs on the same config: resumes from epoch 2
     res = train_shape(spheres(), shape_cfg(epochs=3), TINY, tmp_path)
     assert res.resumed_from_epoch == 2 and len(res.history) == 3

@@ -1,19 +1,19 @@
 """The on-disk training set: build once into a cache keyed by the config hash, load as tensors.
 
-Layout of <cache>/datasets/<config-hash>/ (only this module builds these paths):
-  config.yaml, identities.yaml, frames.yaml   what was built (phenotypes, motion labels)
+The directory <cache>/datasets/<config-hash>/ and its file names are layout.py's; the arrays:
   canonical.npy   [I, V, 3]  rest-pose vertices of every identity (model units)
   sdf_points.npy  [I, N, 3], sdf_values.npy [I, N]  (near-surface columns first)
   flow_face.npy [I, S], flow_bary.npy [I, S, 3], flow_offset.npy [I, S], flow_sigma.npy [S]
   posed.npy       [T, V, 3]  training frames (pelvis-centred, model units)
   test_posed.npy  [U, V, 3]  held-out frames: test motions on train identities + test identities
-  DONE            written last; a directory without it is rebuilt
-Each array is written to a temp file and renamed, so an interrupted build never leaves a
+with identities.yaml (phenotypes, split), frames.yaml / test_frames.yaml (motion labels) and
+DONE written last (a directory without it is rebuilt). Each array is written to a temp file and renamed, so an interrupted build never leaves a
 file that looks complete.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -24,25 +24,21 @@ import numpy as np
 import torch
 import yaml
 
-from .. import bodies
-from ..config import DataConfig, config_hash, save, write_text_atomic
+from .. import bodies, layout
+from ..config import DataConfig, save, write_text_atomic
 from .flow import flow_sample_set
 from .samples import FlowSamples, ShapeSamples
 from .sdf import sdf_samples
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("NPM_CACHE_DIR", bodies.DEFAULT_CACHE))
-
-
-def dataset_dir(cfg: DataConfig, root: Path | None = None) -> Path:
-    return (root or cache_root()) / "datasets" / config_hash(cfg)
+def _tmp(path: Path) -> Path:
+    """Where an array is written before it is renamed to `path`."""
+    return path.with_name(f".{path.name}.tmp.npy")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    np.save(_tmp(path), array)
+    os.replace(_tmp(path), path)
 
 
 def _check_motions(cfg: DataConfig) -> None:
@@ -67,8 +63,8 @@ def _frames_of(identity_indices, motions, stride):
 def build(cfg: DataConfig, root: Path | None = None, progress=None, workers: int = 2) -> Path:
     """Build the dataset for `cfg` (no-op if already built). `progress(stage, done, total)`."""
     _check_motions(cfg)
-    out = dataset_dir(cfg, root)
-    if (out / "DONE").exists():
+    out = layout.dataset_dir(cfg, root)
+    if layout.is_dataset(out):
         return out
     if out.exists():
         shutil.rmtree(out)
@@ -83,25 +79,26 @@ def build(cfg: DataConfig, root: Path | None = None, progress=None, workers: int
     canonical = bodies.body_meshes(ph)
     if bodies.space.outside_cube(canonical).any():
         raise ValueError("some canonical bodies leave the cube [-0.5, 0.5]^3; narrow the identity distribution")
-    _save_npy(out / "canonical.npy", canonical)
+    arr_path = functools.partial(layout.dataset_array_path, out)
+    _save_npy(arr_path("canonical"), canonical)
     train = [i for i, x in enumerate(idents) if x.split == "train"]
     test = [i for i, x in enumerate(idents) if x.split == "test"]
 
     # --- SDF samples, one identity at a time (warp BVH queries), in worker processes
     sc = cfg.sdf
-    pts = np.lib.format.open_memmap(out / ".sdf_points.tmp.npy", "w+", np.float32, (len(idents), sc.samples, 3))
-    val = np.lib.format.open_memmap(out / ".sdf_values.tmp.npy", "w+", np.float32, (len(idents), sc.samples))
+    pts = np.lib.format.open_memmap(_tmp(arr_path("sdf_points")), "w+", np.float32, (len(idents), sc.samples, 3))
+    val = np.lib.format.open_memmap(_tmp(arr_path("sdf_values")), "w+", np.float32, (len(idents), sc.samples))
     jobs = [(canonical[i], faces, sc.samples, sc.near_fraction, sc.near_max_offset, 0.5, sc.seed * 100003 + i)
             for i in range(len(idents))]
     n_near = 0
     with _pool(workers) as pool:
-        for i, (p, v, n_near) in enumerate(pool.imap(_sdf_job, jobs)):
-            pts[i], val[i] = p, v
+        for i, (p, v, near) in enumerate(pool.imap(_sdf_job, jobs)):
+            pts[i], val[i], n_near = p, v, near
             report("sdf samples", i + 1, len(idents))
     pts.flush(), val.flush()
     del pts, val
-    os.replace(out / ".sdf_points.tmp.npy", out / "sdf_points.npy")
-    os.replace(out / ".sdf_values.tmp.npy", out / "sdf_values.npy")
+    os.replace(_tmp(arr_path("sdf_points")), arr_path("sdf_points"))
+    os.replace(_tmp(arr_path("sdf_values")), arr_path("sdf_values"))
 
     # --- flow sample sets (fixed per identity)
     fc = cfg.flow
@@ -110,8 +107,8 @@ def build(cfg: DataConfig, root: Path | None = None, progress=None, workers: int
         sets.append(flow_sample_set(canonical[i], faces, fc.samples_per_sigma, tuple(fc.sigmas), fc.seed * 100003 + i))
         report("flow samples", i + 1, len(idents))
     for k, name in enumerate(["flow_face", "flow_bary", "flow_offset"]):
-        _save_npy(out / f"{name}.npy", np.stack([s[k] for s in sets]).astype(np.int32 if k == 0 else np.float32))
-    _save_npy(out / "flow_sigma.npy", sets[0][3])
+        _save_npy(arr_path(name), np.stack([s[k] for s in sets]).astype(np.int32 if k == 0 else np.float32))
+    _save_npy(arr_path("flow_sigma"), sets[0][3])
 
     # --- posed frames: random poses of training identities + training motions
     pc = cfg.poses
@@ -123,7 +120,7 @@ def build(cfg: DataConfig, root: Path | None = None, progress=None, workers: int
     rows += _frames_of(movers, cfg.train_motions, pc.motion_stride)
     test_rows = _frames_of(movers[:4], cfg.test_motions, 2) + _frames_of(test[:8], cfg.test_motions + cfg.train_motions[:1], 2)
     for name, rr in [("posed", rows), ("test_posed", test_rows)]:
-        arr = np.lib.format.open_memmap(out / f".{name}.tmp.npy", "w+", np.float32, (len(rr), canonical.shape[1], 3))
+        arr = np.lib.format.open_memmap(_tmp(arr_path(name)), "w+", np.float32, (len(rr), canonical.shape[1], 3))
         for s in range(0, len(rr), 64):
             chunk = rr[s : s + 64]
             arr[s : s + len(chunk)] = bodies.body_meshes(ph[[r[0] for r in chunk]], np.stack([r[3] for r in chunk]),
@@ -131,15 +128,15 @@ def build(cfg: DataConfig, root: Path | None = None, progress=None, workers: int
             report(f"{name} frames", s + len(chunk), len(rr))
         arr.flush()
         del arr
-        os.replace(out / f".{name}.tmp.npy", out / f"{name}.npy")
+        os.replace(_tmp(arr_path(name)), arr_path(name))
         labels = [{"identity": r[0], "motion": r[1], "frame": r[2], "angles": [round(float(a), 3) for a in r[3]]} for r in rr]
-        write_text_atomic(out / f"{name.replace('posed', 'frames')}.yaml", yaml.safe_dump(labels, width=10_000))
+        write_text_atomic(layout.dataset_frames_path(out, test=name == "test_posed"), yaml.safe_dump(labels, width=10_000))
 
-    write_text_atomic(out / "identities.yaml", yaml.safe_dump(
+    write_text_atomic(layout.dataset_identities_path(out), yaml.safe_dump(
         [{"id": x.id, "split": x.split, "age_years": round(x.age_years, 2), "phenotypes": x.phenotypes} for x in idents],
         sort_keys=False))
-    save(cfg, out / "config.yaml")
-    write_text_atomic(out / "DONE", yaml.safe_dump({"seconds": round(time.time() - t0, 1), "n_near": n_near,
+    save(cfg, layout.dataset_config_path(out))
+    write_text_atomic(layout.dataset_done_path(out), yaml.safe_dump({"seconds": round(time.time() - t0, 1), "n_near": n_near,
                                                      "joints": bodies.JOINT_NAMES}))
     return out
 
@@ -183,7 +180,7 @@ class Dataset:
     n_near: int
 
     def _npy(self, name):
-        return np.load(self.path / f"{name}.npy", mmap_mode="r")
+        return np.load(layout.dataset_array_path(self.path, name), mmap_mode="r")
 
     def split(self, name: str) -> list[int]:
         return [i for i, x in enumerate(self.identities) if x["split"] == name]
@@ -228,8 +225,8 @@ class Dataset:
 
 
 def load(cfg: DataConfig, root: Path | None = None) -> Dataset:
-    path = dataset_dir(cfg, root)
-    if not (path / "DONE").exists():
+    path = layout.dataset_dir(cfg, root)
+    if not layout.is_dataset(path):
         raise FileNotFoundError(f"{path}: dataset not built; run `npms data build` with this config first")
     return open_dataset(path)
 
@@ -238,8 +235,8 @@ def open_dataset(path) -> Dataset:
     from ..config import load as load_cfg
 
     path = Path(path)
-    done = yaml.safe_load((path / "DONE").read_text())
-    return Dataset(path, load_cfg(DataConfig, path / "config.yaml"),
-                   yaml.safe_load((path / "identities.yaml").read_text()),
-                   yaml.safe_load((path / "frames.yaml").read_text()),
-                   yaml.safe_load((path / "test_frames.yaml").read_text()), done["n_near"])
+    done = yaml.safe_load(layout.dataset_done_path(path).read_text())
+    return Dataset(path, load_cfg(DataConfig, layout.dataset_config_path(path)),
+                   yaml.safe_load(layout.dataset_identities_path(path).read_text()),
+                   yaml.safe_load(layout.dataset_frames_path(path).read_text()),
+                   yaml.safe_load(layout.dataset_frames_path(path, test=True).read_text()), done["n_near"])

@@ -1,11 +1,8 @@
 """Virtual depth camera, the depth-sequence directory format, and back-projection.
 
 Pinhole camera, OpenCV convention (x right, y down, z forward); depth = z in the camera
-frame, metres. World = canonical axes in metres. Directory format (DESIGN.md):
-  camera.json  {fx, fy, cx, cy, width, height, depth_scale, fps, world_from_camera (4x4, optional)}
-  depth/000000.png ...  uint16, metres = value / depth_scale, 0 = no measurement (.npy float32 metres also read)
-  gt/000000.ply ...     optional ground-truth meshes (fixed topology), metres
-  gt/meshes.npz         or, compact: vertices [T,V,3] float16 metres + faces [F,3] (shipped examples)
+frame, metres. World = canonical axes in metres. The directory's files (camera.json, depth/,
+gt/) are named in layout.py.
 """
 
 from __future__ import annotations
@@ -18,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-CAMERA_FILE = "camera.json"
+from .. import layout
+from ..layout import read_meshes, write_meshes
 
 
 class SequenceError(ValueError):
@@ -39,7 +37,7 @@ class Camera:
 
     @staticmethod
     def looking_at_subject(width: int = 320, height: int = 240, distance: float = 2.8,
-                           height_m: float = 0.0, fov_y_deg: float = 45.0) -> "Camera":
+                           height_m: float = 0.0, fov_y_deg: float = 45.0) -> Camera:
         """A camera `distance` metres in front of the subject (on +z), looking at it (-z)."""
         fy = 0.5 * height / np.tan(np.deg2rad(fov_y_deg) / 2)
         pose = np.eye(4)
@@ -110,35 +108,6 @@ def render_depth(camera: Camera, vertices: np.ndarray, faces: np.ndarray) -> np.
 # ------------------------------------------------------------------------------- I/O
 
 
-def write_meshes(directory: Path, vertices: np.ndarray, faces: np.ndarray, compact: bool = False) -> None:
-    """Meshes sharing faces: 000000.ply ... or, compact, one meshes.npz (float16 vertices)."""
-    if compact:
-        tmp = directory / ".meshes.tmp.npz"
-        np.savez_compressed(tmp, vertices=vertices.astype(np.float16), faces=np.asarray(faces, np.int32))
-        tmp.replace(directory / "meshes.npz")
-        return
-    import trimesh
-
-    for i, v in enumerate(vertices):
-        trimesh.Trimesh(v, faces, process=False).export(directory / f"{i:06d}.ply")
-
-
-def read_meshes(directory: Path, frames: slice | None = None):
-    """(vertices [T,V,3] float32, faces) from a folder of PLYs or a meshes.npz; (None, None) if none."""
-    if (directory / "meshes.npz").is_file():
-        with np.load(directory / "meshes.npz", allow_pickle=False) as z:
-            v, f = z["vertices"].astype(np.float32), z["faces"].astype(np.int64)
-        return (v[frames] if frames is not None else v), f
-    files = sorted(directory.glob("*.ply"))
-    if not files:
-        return None, None
-    import trimesh
-
-    files = files[frames] if frames is not None else files
-    meshes = [trimesh.load(f, process=False) for f in files]
-    return np.stack([m.vertices for m in meshes]).astype(np.float32), np.asarray(meshes[0].faces)
-
-
 def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=None, compact: bool = False) -> None:
     """Write a depth-sequence directory (uint16 PNGs in depth_scale units, camera.json, optional gt)."""
     from PIL import Image
@@ -146,27 +115,30 @@ def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=No
     from ..config import write_text_atomic
 
     directory = Path(directory)
-    (directory / "depth").mkdir(parents=True, exist_ok=True)
+    layout.sequence_depth_dir(directory).mkdir(parents=True, exist_ok=True)
     max_m = 65535 / camera.depth_scale
     for i, d in enumerate(depths):
         if np.nanmax(d, initial=0) > max_m:
             raise SequenceError(f"frame {i}: depth {np.nanmax(d):.2f} m exceeds {max_m:.2f} m at depth_scale {camera.depth_scale}")
         q = np.round(np.nan_to_num(d, nan=0.0) * camera.depth_scale).astype(np.uint16)
-        Image.fromarray(q).save(directory / "depth" / f"{i:06d}.png")
+        Image.fromarray(q).save(layout.sequence_depth_path(directory, i))
     if gt_vertices is not None:
-        (directory / "gt").mkdir(exist_ok=True)
-        write_meshes(directory / "gt", np.asarray(gt_vertices), faces, compact)
-    write_text_atomic(directory / CAMERA_FILE, json.dumps(asdict(camera), indent=1))
+        layout.sequence_gt_dir(directory).mkdir(exist_ok=True)
+        write_meshes(layout.sequence_gt_dir(directory), np.asarray(gt_vertices), faces, compact)
+    write_text_atomic(layout.sequence_camera_path(directory), json.dumps(asdict(camera), indent=1))
 
 
 def read_camera(directory) -> Camera:
-    path = Path(directory) / CAMERA_FILE
+    path = layout.sequence_camera_path(directory)
     if not path.is_file():
-        raise SequenceError(f"{directory}: no {CAMERA_FILE} (expected a depth-sequence directory: camera.json + depth/)")
+        raise SequenceError(f"{directory}: no {path.name} (expected a depth-sequence directory: {path.name} + "
+                            f"{layout.sequence_depth_dir(directory).name}/)")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SequenceError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise SequenceError(f"{path}: expected a JSON object of camera fields, got a {type(data).__name__}")
     required = ["fx", "fy", "cx", "cy", "width", "height"]
     missing = [k for k in required if k not in data]
     if missing:
@@ -175,12 +147,24 @@ def read_camera(directory) -> Camera:
     unknown = sorted(set(data) - known)
     if unknown:
         raise SequenceError(f"{path}: unknown field(s) {unknown}; expected some of {sorted(known)}")
-    cam = Camera(**data)
-    if np.asarray(cam.world_from_camera).shape != (4, 4):
-        raise SequenceError(f"{path}: world_from_camera must be a 4x4 row-major list")
-    if cam.fx <= 0 or cam.fy <= 0 or cam.depth_scale <= 0:
-        raise SequenceError(f"{path}: fx, fy and depth_scale must be positive")
-    return cam
+    for k, v in data.items():  # JSON's types: a number written as "500" is an error, not a string to guess at
+        if k == "world_from_camera":
+            ok = isinstance(v, list) and len(v) == 4 and all(
+                isinstance(r, list) and len(r) == 4 and all(_is_number(x) for x in r) for r in v)
+            want = "a 4x4 row-major list of finite numbers"
+        elif k in ("width", "height"):
+            ok, want = isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer (pixels)"
+        elif k in ("fx", "fy", "depth_scale", "fps"):
+            ok, want = _is_number(v) and v > 0, "a positive number"
+        else:
+            ok, want = _is_number(v), "a number"
+        if not ok:
+            raise SequenceError(f"{path}: field '{k}' = {json.dumps(v)[:80]}: expected {want}")
+    return Camera(**data)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
 
 @dataclass
@@ -205,19 +189,25 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
 
     directory = Path(directory)
     cam = read_camera(directory)
-    files = sorted((directory / "depth").glob("*.png")) or sorted((directory / "depth").glob("*.npy"))
+    files = layout.sequence_depth_files(directory)
     if not files:
-        raise SequenceError(f"{directory / 'depth'}: no .png or .npy depth frames")
+        raise SequenceError(f"{layout.sequence_depth_dir(directory)}: no .png or .npy depth frames")
     files = files[frames] if frames is not None else files
     depths = []
     for f in files:
+        try:
+            a = np.asarray(Image.open(f)) if f.suffix == ".png" else np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:  # not an image, truncated, pickled or not .npy at all
+            raise SequenceError(f"{f}: not a readable depth {'PNG' if f.suffix == '.png' else '.npy array'} "
+                                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
         if f.suffix == ".png":
-            a = np.asarray(Image.open(f))
             if a.dtype != np.uint16 and a.dtype != np.int32:
                 raise SequenceError(f"{f}: expected a 16-bit single-channel PNG, got {a.dtype} {a.shape}")
             d = a.astype(np.float32) / cam.depth_scale
+        elif a.dtype.kind not in "fiu":
+            raise SequenceError(f"{f}: expected float32 depth in metres, got {a.dtype} {a.shape}")
         else:
-            d = np.load(f, allow_pickle=False).astype(np.float32)
+            d = a.astype(np.float32)
         if d.shape != (cam.height, cam.width):
             raise SequenceError(f"{f}: size {d.shape[::-1]} (w, h) differs from camera.json's {(cam.width, cam.height)}")
         bad = ~np.isfinite(d)
@@ -226,9 +216,9 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
             d[bad] = 0.0
         d[d < 0] = 0.0
         depths.append(d)
-    gt_v, gt_f = read_meshes(directory / "gt", frames)
+    gt_v, gt_f = read_meshes(layout.sequence_gt_dir(directory), frames)
     if gt_v is not None and len(gt_v) != len(depths):
-        raise SequenceError(f"{directory / 'gt'}: {len(gt_v)} gt meshes for {len(depths)} depth frames")
+        raise SequenceError(f"{layout.sequence_gt_dir(directory)}: {len(gt_v)} gt meshes for {len(depths)} depth frames")
     return DepthSequence(cam, np.stack(depths), gt_v, gt_f, directory)
 
 

@@ -1,75 +1,39 @@
-"""Checkpoint directory I/O: the ONE module that knows the layout of `checkpoints/<name>/`.
+"""Checkpoint I/O: decoders, codes and training state in a checkpoint directory.
 
-    config.yaml         {"model": ModelConfig, "train_shape": {...}, "train_pose": {...}, + extra sections}
-    shape.pt            {"format", "stage": "shape", "decoder": state dict, "codes": [I, Ds]}
-    pose.pt             {"format", "stage": "pose",  "decoder": state dict, "codes": [T, Dp]}
-    meta.yaml           {"shape": {"codes": [{id, phenotypes...}], "metrics", "training_s", "epochs"},
-                         "pose":  {"codes": [{motion, frame, shape_index...}], ...}, "versions"}
-    train_<stage>.state.pt   resumable training state (model, codes, optimiser, epoch, rng, history)
-    progress.jsonl      one JSON line per progress event (the viewer's Train panel tails it)
-
+The file names and the metadata readers that need no torch are in layout.py; this module reads
+and writes the torch files (shape.pt, pose.pt, train_<stage>.state.pt) and builds decoders.
 Every file is written atomically (temp file in the same directory + os.replace), so a killed
 process leaves the previous version intact. Tensors are read with torch.load(weights_only=True).
 A missing directory/file, a truncated file or a state dict that does not fit the config raises
 CheckpointError naming the file and what was expected.
 
-Must not: train, or build paths of other directories (fit results belong to fit.py).
+Must not: train, or name files (layout.py does).
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import yaml
 
+from .. import layout
 from ..config import ConfigError, from_dict, to_dict, write_text_atomic
+from ..layout import CheckpointError
 from .decoders import ModelConfig, PoseDecoder, ShapeDecoder
 
 FORMAT = 1
-STAGES = ("shape", "pose")
+STAGES = layout.STAGES
 
-
-class CheckpointError(ValueError):
-    """A checkpoint directory or file that is missing, damaged or does not match its config."""
-
-
-def config_path(d) -> Path:
-    return Path(d) / "config.yaml"
-
-
-def meta_path(d) -> Path:
-    return Path(d) / "meta.yaml"
-
-
-def stage_path(d, stage: str) -> Path:
-    _check_stage(stage)
-    return Path(d) / f"{stage}.pt"
-
-
-def train_state_path(d, stage: str) -> Path:
-    _check_stage(stage)
-    return Path(d) / f"train_{stage}.state.pt"
-
-
-def progress_path(d) -> Path:
-    return Path(d) / "progress.jsonl"
-
-
-def semantics_path(d) -> Path:
-    return Path(d) / "semantics.npz"
-
-
-def _check_stage(stage):
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+__all__ = ["CheckpointError", "LoadedModel", "load_codes", "load_model", "load_model_config", "load_shape_fn",
+           "load_train_state", "save_config", "save_stage", "save_train_state", "torch_load", "torch_save_atomic"]
 
 
 # --------------------------------------------------------------------- low level
@@ -106,18 +70,6 @@ def torch_load(path: Path, what: str) -> dict:
     return obj
 
 
-def _read_yaml(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found (expected {what})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise CheckpointError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a mapping ({what})")
-    return data
-
-
 def versions() -> dict:
     import numpy
 
@@ -136,7 +88,7 @@ def versions() -> dict:
 
 def save_config(d, model_cfg: ModelConfig, sections: dict[str, Any] | None = None) -> None:
     """config.yaml: the model config plus named sections (training configs, data config)."""
-    path = config_path(d)
+    path = layout.checkpoint_config_path(d)
     old = yaml.safe_load(path.read_text()) if path.is_file() else {}
     data = {**(old or {}), "model": to_dict(model_cfg)}
     for k, v in (sections or {}).items():
@@ -156,9 +108,9 @@ def save_stage(d, stage: str, decoder: torch.nn.Module, codes: torch.Tensor, mod
         raise ValueError(f"{len(code_labels)} code labels for {len(codes)} {stage} codes")
     state = {k: v.detach().cpu() for k, v in decoder.state_dict().items()}
     torch_save_atomic({"format": FORMAT, "stage": stage, "decoder": state, "codes": codes.detach().cpu().clone()},
-                      stage_path(d, stage))
+                      layout.checkpoint_stage_path(d, stage))
     save_config(d, model_cfg, sections)
-    meta = yaml.safe_load(meta_path(d).read_text()) if meta_path(d).is_file() else {}
+    meta = yaml.safe_load(layout.checkpoint_meta_path(d).read_text()) if layout.checkpoint_meta_path(d).is_file() else {}
     meta = meta or {}
     entry = {"num_codes": int(len(codes)), "code_dim": int(codes.shape[1])}
     if code_labels is not None:
@@ -170,17 +122,17 @@ def save_stage(d, stage: str, decoder: torch.nn.Module, codes: torch.Tensor, mod
     entry.update(extra_meta or {})
     meta[stage] = entry
     meta["versions"] = versions()
-    write_text_atomic(meta_path(d), yaml.safe_dump(meta, sort_keys=False))
-    return stage_path(d, stage)
+    write_text_atomic(layout.checkpoint_meta_path(d), yaml.safe_dump(meta, sort_keys=False))
+    return layout.checkpoint_stage_path(d, stage)
 
 
 def save_train_state(d, stage: str, state: dict) -> None:
-    torch_save_atomic({"format": FORMAT, "stage": stage, **state}, train_state_path(d, stage))
+    torch_save_atomic({"format": FORMAT, "stage": stage, **state}, layout.checkpoint_train_state_path(d, stage))
 
 
 def load_train_state(d, stage: str) -> dict | None:
     """The resumable training state of `stage`, or None when there is none."""
-    path = train_state_path(d, stage)
+    path = layout.checkpoint_train_state_path(d, stage)
     if not path.exists():
         return None
     state = torch_load(path, f"the {stage} training state (delete it to start this stage over)")
@@ -207,46 +159,57 @@ class LoadedModel:
 
 
 def load_model_config(d) -> tuple[ModelConfig, dict]:
-    d = Path(d)
-    if not d.is_dir():
-        raise CheckpointError(f"{d}: checkpoint directory not found")
-    data = _read_yaml(config_path(d), "the checkpoint config with a 'model' section")
-    if "model" not in data:
-        raise CheckpointError(f"{config_path(d)}: no 'model' section")
+    """(ModelConfig, the other config.yaml sections) of checkpoint d."""
+    data = layout.read_checkpoint_config(d)
     try:
-        cfg = from_dict(ModelConfig, data["model"], f"{config_path(d)} model")
+        cfg = from_dict(ModelConfig, data["model"], f"{layout.checkpoint_config_path(d)} model")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return cfg, {k: v for k, v in data.items() if k != "model"}
 
 
-def _load_stage(d, stage: str, decoder: torch.nn.Module, cfg_text: str) -> torch.Tensor:
-    path = stage_path(d, stage)
+def _read_stage(d, stage: str, code_dim: int) -> tuple[dict, torch.Tensor]:
+    """(the stage file's dict, its codes [K, code_dim] float) with the keys and code size checked."""
+    path = layout.checkpoint_stage_path(d, stage)
     obj = torch_load(path, f"the {stage} decoder state dict and codes")
     if obj.get("stage") != stage or "decoder" not in obj or "codes" not in obj:
         raise CheckpointError(f"{path}: expected keys stage='{stage}', decoder, codes; got {sorted(obj)}")
+    codes = obj["codes"]
+    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[1] != code_dim:
+        raise CheckpointError(f"{path}: expected {stage} codes [K, {code_dim}], got "
+                              f"{tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
+    return obj, codes.float()
+
+
+def _load_stage(d, stage: str, decoder: torch.nn.Module, cfg_text: str) -> torch.Tensor:
+    obj, codes = _read_stage(d, stage, decoder.cfg.code_dim)
     try:
         decoder.load_state_dict(obj["decoder"], strict=True)
     except RuntimeError as e:
         first = " ".join(str(e).split())[:400]
-        raise CheckpointError(f"{path}: {stage} decoder weights do not match config.yaml ({cfg_text}): {first}") from None
-    codes = obj["codes"]
-    want = decoder.cfg.code_dim
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[1] != want:
-        raise CheckpointError(f"{path}: expected {stage} codes [K, {want}], got "
-                              f"{tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
-    return codes.float()
+        raise CheckpointError(f"{layout.checkpoint_stage_path(d, stage)}: {stage} decoder weights do not match "
+                              f"config.yaml ({cfg_text}): {first}") from None
+    return codes
+
+
+def load_codes(d) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(shape codes [I, Ds], pose codes [T, Dp] or None without a pose stage) of checkpoint d, on the
+    CPU, without building decoders (a UI process that only mixes codes)."""
+    cfg, _ = load_model_config(d)
+    _, shape = _read_stage(d, "shape", cfg.shape.code_dim)
+    pose = _read_stage(d, "pose", cfg.pose.code_dim)[1] if layout.checkpoint_stage_path(d, "pose").exists() else None
+    return shape, pose
 
 
 def load_model(d, device: str | torch.device = "cpu") -> LoadedModel:
     """Load checkpoints/<name>/: config, shape decoder + codes, pose decoder + codes if present, meta."""
     d = Path(d)
     cfg, sections = load_model_config(d)
-    meta = _read_yaml(meta_path(d), "checkpoint metadata") if meta_path(d).exists() else {}
+    meta = layout.read_checkpoint_meta(d)
     shape = ShapeDecoder(cfg.shape)
     shape_codes = _load_stage(d, "shape", shape, f"shape {cfg.shape}")
     pose = pose_codes = None
-    if stage_path(d, "pose").exists():
+    if layout.checkpoint_stage_path(d, "pose").exists():
         pose = PoseDecoder(cfg.pose, cfg.shape.code_dim)
         pose_codes = _load_stage(d, "pose", pose, f"pose {cfg.pose}").to(device)
         pose = pose.to(device).eval()
@@ -257,5 +220,5 @@ def load_shape_fn(d, index: int = 0, device: str | torch.device = "cpu") -> Call
     """points [N, 3] canonical -> SDF [N] of training shape `index` (for mesh extraction)."""
     m = load_model(d, device)
     if not 0 <= index < len(m.shape_codes):
-        raise CheckpointError(f"{stage_path(d, 'shape')}: shape index {index} out of range [0, {len(m.shape_codes)})")
+        raise CheckpointError(f"{layout.checkpoint_stage_path(d, 'shape')}: shape index {index} out of range [0, {len(m.shape_codes)})")
     return m.shape_decoder.sdf_fn(m.shape_codes[index])

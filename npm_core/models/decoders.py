@@ -35,8 +35,8 @@ Must not: know file layouts (checkpoint.py does) or training (train.py does).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -63,13 +63,17 @@ class ModelConfig:
     pose: DecoderConfig = field(default_factory=DecoderConfig)
 
 
+MODEL_PRESETS = {
+    "fast": lambda: ModelConfig(DecoderConfig(256, 6, 64, 6, 3), DecoderConfig(256, 6, 128, 6, 3)),  # ours, the default
+    "paper": lambda: ModelConfig(DecoderConfig(512, 8, 256, 8, 4), DecoderConfig(1024, 8, 256, 8, 4)),  # reference sizes
+}
+
+
 def model_preset(name: str) -> ModelConfig:
-    """`paper` (reference sizes) or `fast` (ours, the default)."""
-    if name == "paper":
-        return ModelConfig(DecoderConfig(512, 8, 256, 8, 4), DecoderConfig(1024, 8, 256, 8, 4))
-    if name == "fast":
-        return ModelConfig(DecoderConfig(256, 6, 64, 6, 3), DecoderConfig(256, 6, 128, 6, 3))
-    raise ValueError(f"unknown model preset {name!r}; expected 'paper' or 'fast'")
+    """A fresh ModelConfig of preset `name` (MODEL_PRESETS)."""
+    if name not in MODEL_PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; expected one of {sorted(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name]()
 
 
 def positional_encoding(x: torch.Tensor, n_freq: int) -> torch.Tensor:

@@ -1,0 +1,23 @@
+"""Test-time optimisation of NPM codes to a monocular depth sequence (NPMs section 3.4).
+
+One shape code, and a pose code and translation per frame, fitted to the partial SDFs of the
+depth frames with the decoders frozen. Two schedules of the same energy: `paper` (the
+reference's joint optimisation over all frame pairs) and `fast` (frame-by-frame tracking, then a
+joint refinement). Modules, one job each:
+  config.py     FitConfig and the schedules' settings (fast_config, paper_config)
+  problem.py    observations (PartialSDF), the energy terms, canonical samples, initial codes
+  schedules.py  the paper and fast schedules and their registry SCHEDULES
+  run.py        fit(): problem + initial codes + schedule -> FitResult
+  results.py    a FitResult written as a fit-result directory (layout.py names its files)
+Model units throughout; depth files and output meshes are in metres (space.py).
+"""
+
+from .config import FitConfig, FitError, fast_config, paper_config
+from .problem import PartialSDF, Problem, reconstruction_loss
+from .results import LoadedFit, frame_log, read_result, write_result
+from .run import FitResult, fit
+from .schedules import SCHEDULES, Codes, FrameUpdate, Reporter, Schedule
+
+__all__ = ["SCHEDULES", "Codes", "FitConfig", "FitError", "FitResult", "FrameUpdate", "LoadedFit", "PartialSDF",
+           "Problem", "Reporter", "Schedule", "fast_config", "fit", "frame_log", "paper_config", "read_result",
+           "reconstruction_loss", "write_result"]

@@ -1,0 +1,85 @@
+"""Settings of a fit: the energy's weights, the sample counts and both schedules' parameters.
+
+Must not: fit anything or read files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FitError(ValueError):
+    """Input a fit cannot use (names the frame or file)."""
+
+
+@dataclass
+class FitConfig:
+    schedule: str = "fast"  # a name in schedules.SCHEDULES: "fast" | "paper"
+    # energy (reference weights)
+    w_temporal: float = 100.0
+    w_icp: float = 1e-3
+    w_shape_prior: float = 0.1
+    w_pose_prior: float = 1e-4
+    truncation: float = 0.01  # model units behind the observed surface still observed
+    clamp: float = 0.1
+    use_temporal: bool = True
+    use_icp: bool = True
+    use_translation: bool = True
+    # canonical samples
+    canonical_samples: int = 100_000
+    canonical_noise: float = 0.015
+    init_resolution: int = 128
+    final_resolution: int = 256
+    # optimisation
+    points_per_frame: int = 4000
+    icp_points: int = 1500
+    lr_shape: float = 5e-4
+    lr_pose: float = 1e-3
+    lr_translation: float = 1e-3
+    init_candidates: int = 32
+    # paper schedule
+    iterations: int = 500
+    batch_pairs: int = 3
+    keep_iteration: int = 400
+    # fast schedule
+    first_frame_iters: int = 150
+    frame_iters: int = 30
+    refine_steps: int = 150  # joint steps over all frames at once after tracking (0: none)
+    refine_points: int = 1000  # canonical points per frame in a refinement step
+    refine_lr_shape: float = 5e-4
+    refine_shape_prior: float = 0.1
+    silhouette_bound: bool = False  # in the refinement, off-silhouette partial SDF as an upper bound only
+    lr_fast_pose: float = 3e-3
+    lr_fast_translation: float = 2e-3
+    extrapolate: bool = True  # also try a constant-velocity start per frame
+    track_bank: bool = False  # also try every earlier frame's code as frame t's start
+    bank_points: int = 500  # canonical points that rank those codes
+    seed: int = 0
+    device: str = "cpu"
+
+
+def paper_config(**kw) -> FitConfig:
+    """The reference's settings: 500 iterations over all frame pairs, 20k points per frame."""
+    return FitConfig(schedule="paper", canonical_samples=500_000, init_resolution=256, final_resolution=512,
+                     points_per_frame=20_000, **kw)
+
+
+def fast_config(**kw) -> FitConfig:
+    """Ours: frame-by-frame tracking, then a short joint refinement over all frames.
+
+    Where it departs from the reference weights, and why:
+    - L_icp 3 (not 1e-3) and L_c 3 (not 100): without encoders to start each frame near its pose,
+      the observed points must pull fast limbs along, and a strong L_c drags them back.
+    - pose prior 5e-3 (not 1e-4): with the reference weight, tracked codes drift out of the
+      training distribution, where the decoder guesses.
+    - refinement with the silhouette bound and a 10x weaker shape prior (0.01): the reference's
+      0.1 shrinks the shape code; tracking keeps the 0.1 shape, which holds fast limbs better.
+    - track_bank: a frame may start from any earlier frame's code, so a limb caught in a wrong
+      basin recovers when the pose comes round again.
+    - the first frame decides the shape every later frame is tracked with, so it gets 4x the
+      initial candidates (128) and twice the iterations (300); the refinement uses 800 points.
+    The measured effect of each choice is in benchmarks/ (bench_fit.py and its results)."""
+    return FitConfig(**{"schedule": "fast", "w_icp": 3.0, "w_temporal": 3.0, "w_pose_prior": 5e-3,
+                        "silhouette_bound": True, "refine_shape_prior": 0.01, "refine_lr_shape": 2e-3,
+                        "track_bank": True, "init_candidates": 128, "first_frame_iters": 300,
+                        "refine_points": 800, **kw})

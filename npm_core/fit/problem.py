@@ -1,0 +1,219 @@
+"""The fitting problem shared by both schedules: observations, energy terms, canonical samples.
+
+Unknowns: one shape code s, a pose code p_t and a translation tau_t per frame. Energy:
+  L_r    reconstruction: f_s(s, x) vs the partial SDF of frame t at x + f_p(s, p_t, x) + tau_t,
+         asymmetric L1 of the reference, masked by the observed mask M_o
+  L_c    temporal consistency: w_temporal * smooth_l1(dx_t, dx_t+1) on the same canonical points
+  L_icp  observed points -> nearest warped canonical surface point
+  priors w_shape_prior mean(s^2), w_pose_prior mean(p_t^2)
+Partial SDF: the reference samples a 256^3 grid per frame; we evaluate the same function
+exactly at the query points (distance to the nearest back-projected point from a kd-tree,
+sign and mask from the depth test), which needs no grid memory and no trilinear error.
+Initialisation without trained encoders: the training shape/pose codes that best explain the
+first observed frame (lowest L_r among a few candidates and their mean).
+Everything here is in model units; depth files are in metres (space.py).
+
+Must not: choose a schedule (schedules.py) or write files.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from .. import space
+from ..data.depth import DepthSequence
+from .config import FitConfig, FitError
+
+# ------------------------------------------------------------------ observations
+
+
+class PartialSDF:
+    """The partial SDF of one depth frame, evaluated exactly at query points.
+
+    unsigned = distance to the nearest back-projected point; a point projecting onto a valid
+    pixel with camera depth z > d is inside (negative); z > d + truncation is unobserved
+    (mask 0); points projecting on background or outside the image are observed and outside."""
+
+    def __init__(self, seq: DepthSequence, t: int, truncation: float):
+        self.cam = seq.camera
+        self.depth = seq.depths[t]
+        self.points_m = seq.points(t)
+        self.points = torch.as_tensor(space.metres_to_model(self.points_m), dtype=torch.float32)
+        self.tree = cKDTree(self.points.numpy()) if len(self.points) else None
+        self.trunc_m = space.model_to_metres(truncation)
+
+    @property
+    def empty(self) -> bool:
+        return self.tree is None
+
+    def __call__(self, q: torch.Tensor, clamp: float):
+        """q [N,3] world model units -> (sdf [N] differentiable in q, observed mask [N] bool,
+        silhouette [N] bool: projects off the subject, where the sdf is only an upper bound -
+        the nearest surface point there is often on the unseen side, not among the observed points)."""
+        qn = q.detach().cpu().numpy()
+        if self.tree is None:
+            none = torch.zeros(len(q), dtype=torch.bool, device=q.device)
+            return torch.full_like(q[:, 0], clamp), none, none
+        _, nn = self.tree.query(qn, workers=-1)
+        dist = (q - self.points[nn].to(q.device)).norm(dim=-1)
+        u, v, z = self.cam.project(space.model_to_metres(qn.astype(np.float64)))
+        ui, vi = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
+        in_img = (ui >= 0) & (ui < self.cam.width) & (vi >= 0) & (vi < self.cam.height) & (z > 0)
+        d = np.zeros(len(qn))
+        d[in_img] = self.depth[vi[in_img], ui[in_img]]
+        valid = in_img & (d > 0)
+        behind = valid & (z > d)
+        observed = ~(valid & (z > d + self.trunc_m))
+        sign = torch.as_tensor(np.where(behind, -1.0, 1.0), dtype=q.dtype, device=q.device)
+        return (sign * dist).clamp(-clamp, clamp), torch.as_tensor(observed, device=q.device), torch.as_tensor(~valid, device=q.device)
+
+
+def reconstruction_loss(sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.Tensor,
+                        bound: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference L_r: |sdf_in - sdf_c| * (1 + 0.5 sign(sdf_c) sign(sdf_c - sdf_in)), mean over mask.
+
+    bound (optional): points where sdf_in > 0 is only an upper bound on the true distance (off the
+    silhouette); a canonical SDF within [0, sdf_in] there costs nothing. The reference's two-sided
+    loss pulls the unseen side inward, leaving bodies short and thin. Points that break the bound keep the reference term, whose gradient moves them to the data."""
+    w = 1.0 + 0.5 * torch.sign(sdf_c) * torch.sign(sdf_c - sdf_in)
+    per = (sdf_in - sdf_c).abs() * w
+    if bound is not None:
+        per = torch.where(bound & (sdf_c >= 0) & (sdf_c <= sdf_in), 0.0, per)
+    m = mask.to(per.dtype)
+    return (per * m).sum(-1) / m.sum(-1).clamp_min(1.0)
+
+
+# ---------------------------------------------------------------------- the problem
+
+
+class Problem:
+    """Decoders, observations and canonical samples shared by both schedules."""
+
+    def __init__(self, model, seq: DepthSequence, cfg: FitConfig):
+        self.model, self.cfg = model, cfg
+        self.dev = torch.device(cfg.device)
+        self.obs = [PartialSDF(seq, t, cfg.truncation) for t in range(len(seq))]
+        empty = [t for t, o in enumerate(self.obs) if o.empty]
+        if len(empty) == len(self.obs):
+            raise FitError(f"{seq.path}: no frame has a valid depth pixel")
+        if empty:
+            warnings.warn(f"frames {empty} have no valid pixel; their poses are carried by the temporal term", stacklevel=2)
+        for t, o in enumerate(self.obs):
+            if not o.empty and space.outside_cube(o.points.mean(0, keepdim=True), margin=0.1).any():
+                raise FitError(f"frame {t}: the observed subject (centre {space.model_to_metres(o.points.mean(0)).numpy().round(2)} m) "
+                               f"is outside the model cube [-1.25, 1.25]^3 m around the world origin")
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    # decoders on batches of frames: x [B, N, 3] canonical
+    def displacement(self, s, p, x):
+        return self.model.pose_decoder(s.expand(len(p), -1), p, x)
+
+    def shape_sdf(self, s, x):
+        return self.model.shape_decoder(s.expand(len(x), -1), x)
+
+    def canonical_samples(self, s: torch.Tensor, resolution: int, count: int):
+        """Surface samples of the current canonical shape + N(0, noise^2), and a vertex subset for ICP."""
+        from ..mesh.extract import extract
+
+        with torch.inference_mode():
+            res = extract(self.model.shape_decoder.sdf_fn(s.detach()), resolution, device=self.dev)
+        v, f = res.vertices.cpu().numpy(), res.faces.cpu().numpy()
+        if len(f) == 0:
+            raise FitError("the initial shape code decodes to an empty surface")
+        from ..data.sdf import sample_surface
+
+        rng = np.random.default_rng(self.cfg.seed)
+        pts = sample_surface(v.astype(np.float64), f, count, rng)[2]
+        pts = pts + rng.normal(0, self.cfg.canonical_noise, pts.shape).astype(np.float32)
+        surf = v[rng.choice(len(v), min(len(v), 20_000), replace=False)]
+        self.samples = torch.as_tensor(pts, device=self.dev)
+        self.surface = torch.as_tensor(surf, device=self.dev)
+
+    def draw(self, n: int) -> torch.Tensor:
+        idx = torch.randint(0, len(self.samples), (n,), generator=self.gen)
+        return self.samples[idx.to(self.dev)]
+
+    def frame_terms(self, s, p, tau, frames, x, icp: bool, sdf_c=None, bound: bool = False):
+        """Per-frame L_r (and L_icp) for frames [B] with codes p [B,Dp], tau [B,3], points x [N,3];
+        sdf_c: the clamped canonical SDF at x when the caller already has it (shape held fixed);
+        bound: off-silhouette values as upper bounds (reconstruction_loss).
+
+        Returns (lr [B], licp [B], dx [B,N,3])."""
+        B = len(frames)
+        xb = x.expand(B, -1, -1)
+        dx = self.displacement(s, p, xb)
+        if sdf_c is None:
+            sdf_c = self.shape_sdf(s, x[None]).clamp(-self.cfg.clamp, self.cfg.clamp)[0]
+        lr, licp = [], []
+        for b, t in enumerate(frames):
+            q = x + dx[b] + tau[b]
+            sdf_in, mask, off = self.obs[t](q, self.cfg.clamp)
+            lr.append(reconstruction_loss(sdf_in, sdf_c, mask, off if bound else None))
+            licp.append(self.icp(s, p[b : b + 1], tau[b], t) if icp else q.new_zeros(()))
+        return torch.stack(lr), torch.stack(licp), dx
+
+    def candidate_energies(self, s, p, tau, t, x, sdf_c):
+        """L_r of frame t under each candidate code p [K,Dp] and translation tau [K,3], in one
+        partial-SDF query for all candidates."""
+        K, n = len(p), len(x)
+        q = x + self.displacement(s, p, x.expand(K, -1, -1)) + tau[:, None]
+        sdf_in, mask, _ = self.obs[t](q.reshape(-1, 3), self.cfg.clamp)
+        return reconstruction_loss(sdf_in.reshape(K, n), sdf_c, mask.reshape(K, n))
+
+    def icp(self, s, p, tau, t):
+        """Mean squared distance of observed points to the nearest warped canonical surface point."""
+        o = self.obs[t]
+        if o.empty:
+            return tau.new_zeros(())
+        n = min(self.cfg.icp_points, len(self.surface))
+        sub = self.surface[torch.randint(0, len(self.surface), (n,), generator=self.gen).to(self.dev)]
+        warped = sub + self.displacement(s, p, sub[None])[0] + tau
+        k = min(self.cfg.icp_points, len(o.points))
+        obs = o.points[torch.randint(0, len(o.points), (k,), generator=self.gen)].to(self.dev)
+        _, nn = cKDTree(warped.detach().cpu().numpy()).query(obs.cpu().numpy(), workers=-1)
+        return ((obs - warped[torch.as_tensor(nn, device=self.dev)]) ** 2).sum(-1).mean()
+
+    def prior(self, s, P, w_shape: float | None = None):
+        """w_shape mean(s^2) + w_pose_prior mean(P^2); w_shape defaults to cfg.w_shape_prior."""
+        w_shape = self.cfg.w_shape_prior if w_shape is None else w_shape
+        return w_shape * (s**2).mean() + self.cfg.w_pose_prior * (P**2).mean()
+
+    @torch.no_grad()
+    def per_frame_losses(self, s, P, tau) -> dict:
+        """{"reconstruction": [T]}: each frame's L_r for shape s [Ds], codes P [T,Dp], translations tau [T,3]."""
+        x = self.draw(self.cfg.points_per_frame)
+        out = {"reconstruction": []}
+        for t in range(len(P)):
+            lr, _, _ = self.frame_terms(s[None], P[t : t + 1], tau[t : t + 1], [t], x, False)
+            out["reconstruction"].append(lr.item())
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
+def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
+    """Shape and pose codes that best explain the first observed frame among training codes
+    (the pose for `shape` when the shape is known). Returns (s [Ds], p [Dp], tau [3])."""
+    m, cfg = prob.model, prob.cfg
+    t0 = next(t for t, o in enumerate(prob.obs) if not o.empty)
+    o = prob.obs[t0]
+    tau0 = (o.points.mean(0) - torch.tensor([0.0, 0.0, 0.04])).to(prob.dev)  # visible front is ~4 cm (model) before the pelvis
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x = torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen).to(prob.dev)  # coarse points in the cube
+    with torch.no_grad():
+        def energy(s, p):
+            q = x + prob.displacement(s, p[None], x[None])[0] + tau0
+            sdf_in, mask, _ = o(q, cfg.clamp)
+            sdf_c = prob.shape_sdf(s, x[None])[0].clamp(-cfg.clamp, cfg.clamp)
+            return reconstruction_loss(sdf_in, sdf_c, mask).item()
+
+        shape_c = torch.cat([m.shape_codes.mean(0, keepdim=True),
+                             m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]]])
+        pose_c = torch.cat([m.pose_codes.mean(0, keepdim=True),
+                            m.pose_codes[torch.randperm(len(m.pose_codes), generator=gen)[: cfg.init_candidates]]])
+        p_mean = pose_c[0]
+        s_best = shape if shape is not None else min(shape_c, key=lambda s: energy(s[None], p_mean))
+        p_best = min(pose_c, key=lambda p: energy(s_best[None], p))
+    return s_best.clone(), p_best.clone(), tau0
