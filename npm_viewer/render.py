@@ -1,4 +1,5 @@
-"""Off-screen pictures of many bodies at once (contact sheets, galleries for docs).
+"""Starting Polyscope, saving PNGs, and off-screen pictures of many bodies at once (contact sheets,
+galleries for docs) framed and laid out as the app does (scene.framing, scene.grid_offsets).
 
 Uses Polyscope on whatever backend is available: the EGL one renders headless.
 """
@@ -7,7 +8,11 @@ from __future__ import annotations
 
 import os
 
+from pathlib import Path
+
 import numpy as np
+
+from .scene import framing, grid_offsets
 
 
 def start_polyscope(backend: str | None = None) -> str:
@@ -32,12 +37,6 @@ def init_polyscope(backend: str | None = None) -> None:
     init_polyscope._done = True
 
 
-def grid_offsets(rows: int, cols: int, spacing: tuple[float, float]) -> np.ndarray:
-    """Row-major offsets [rows*cols, 3] laying meshes out left-to-right, top-to-bottom."""
-    r, c = np.divmod(np.arange(rows * cols), cols)
-    return np.stack([c * spacing[0], -r * spacing[1], np.zeros_like(c, dtype=float)], 1)
-
-
 def render_grid(meshes, cols: int, path: str, spacing=(0.55, 1.0), size=(1600, 1000),
                 colors=None) -> None:
     """Render meshes [(vertices [V,3], faces [F,3]), ...] in a grid, front view, to a PNG."""
@@ -57,10 +56,15 @@ def render_grid(meshes, cols: int, path: str, spacing=(0.55, 1.0), size=(1600, 1
     ps.set_view_projection_mode("perspective")
     lo = np.min([np.asarray(v).min(0) + o for (v, _), o in zip(meshes, offs)], 0)
     hi = np.max([np.asarray(v).max(0) + o for (v, _), o in zip(meshes, offs)], 0)
-    centre = (lo + hi) / 2
-    fov = np.deg2rad(45.0)  # polyscope's default vertical field of view
-    half = max((hi[1] - lo[1]) / 2, (hi[0] - lo[0]) / 2 * size[1] / size[0]) * 1.08
-    dist = half / np.tan(fov / 2) + hi[2]
-    ps.look_at((centre[0], centre[1], dist), tuple(centre))
+    eye, target = framing(lo, hi, size, margin=1.08, lift=0.0)
+    ps.look_at(eye, target)
     ps.screenshot(path, transparent_bg=False)
     ps.remove_all_structures()
+
+
+def save_png(path, rgba: np.ndarray) -> None:
+    """Write the RGB of an RGBA [H, W, 4] image; the folder is made if missing."""
+    from PIL import Image
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(rgba)[..., :3]).save(path)

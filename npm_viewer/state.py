@@ -1,17 +1,18 @@
-"""Explorer state (what is selected and shown) and the small pure functions panels share.
+"""Explorer state: everything the UI has selected, typed or toggled, in one dataclass, and the small
+pure functions panels share (labels, recent lists, playback).
 
-Pure python + numpy: no polyscope, no torch, no files. Panels change a State; app.py turns it
-into worker requests and Polyscope structures.
+Pure python: no polyscope, no torch, no files. Panels change a State; the app turns it into
+worker requests, and the scene (scene.py) reads it to decide what is shown and at which frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 PANELS = ("shape", "pose", "transfer", "sequence", "train", "export")
 VIEW_PANELS = ("shape", "pose", "transfer", "sequence")  # panels that own the 3D view
+TRAIN_STAGES = ("shape", "pose")
+EXPORT_SOURCES = ("sequence replay", "shape interpolation A->B", "pose interpolation A->B")
 
 
 @dataclass
@@ -23,6 +24,7 @@ class State:
     shape_b: int = 1
     alpha: float = 0.0
     sampled: list | None = None  # a code drawn from the prior; replaces A while set
+    prior_draws: int = 0  # samples drawn so far (the seed of the next one)
     phenotype_delta: list = field(default_factory=list)  # [6] semantic shift of the phenotypes
     shape_pca: list = field(default_factory=list)  # [K] offsets along the shape-code PCA (std units)
     # pose panel
@@ -32,8 +34,7 @@ class State:
     angle_delta: list = field(default_factory=list)  # [J] semantic shift of the joint angles (deg)
     pose_pca: list = field(default_factory=list)  # [K] offsets along the pose-code PCA (std units)
     motion: str = ""
-    motion_playing: bool = False
-    motion_pos: float = 0.0
+    motion_on: bool = False  # the pose view shows `motion` at `frame` (instead of A blended to B)
     motion_fps: float = 15.0
     # transfer panel
     transfer_shape: int = 0
@@ -41,11 +42,12 @@ class State:
     gallery: bool = False
     gallery_shapes: list = field(default_factory=lambda: [0, 1, 2])
     gallery_poses: list = field(default_factory=lambda: [0, 1, 2, 3])
-    # sequence panel
+    # the one timeline: sequence replay and motion playback both read `frame`
     frame: int = 0
+    play_pos: float = 0.0  # position in frames (fractional while playing)
     playing: bool = False
     speed: float = 1.0
-    play_pos: float = 0.0
+    # sequence panel
     show_points: bool = True
     show_fit: bool = True
     show_gt: bool = False
@@ -58,6 +60,17 @@ class State:
     fit_text: str = ""
     recent_checkpoints: list = field(default_factory=list)
     recent_fits: list = field(default_factory=list)
+    # train panel
+    train_config: str = "configs/train_fast.yaml"
+    train_out: str = "checkpoints/my-run"
+    train_stage: str = "shape"
+    # export panel
+    export_dir: str = "exports"
+    export_source: str = EXPORT_SOURCES[0]
+    export_frames: int = 30
+    export_gif: bool = True
+    export_mp4: bool = True
+    export_ui: bool = False
     messages: list = field(default_factory=list)  # (level, text), newest last
 
     def set_panel(self, name: str) -> None:
@@ -87,41 +100,23 @@ class State:
         self.messages = (self.messages + [("info", text)])[-5:]
 
 
-def mix(a, b, t: float) -> np.ndarray:
-    """Linear interpolation of two codes: (1 - t) a + t b."""
-    return ((1.0 - t) * np.asarray(a, np.float32) + t * np.asarray(b, np.float32)).astype(np.float32)
-
-
-def prior_sample(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A code from the Gaussian that fits the training codes [K, D] (per-dimension mean and std)."""
-    codes = np.asarray(codes, np.float32)
-    std = codes.std(0) if len(codes) > 1 else np.full(codes.shape[1], 0.01, np.float32)
-    return (codes.mean(0) + rng.standard_normal(codes.shape[1]) * std).astype(np.float32)
-
-
-def shape_label(i: int, entry: dict | None) -> str:
-    """'3 s0-00004  m 59y  w.98 h.37' from a meta.yaml shape-code entry (identity, phenotypes, age)."""
-    if not entry:
+def shape_label(i: int, label=None) -> str:
+    """'3 s0-00004  m 59y  w.98 h.37' from a shape code's label (identity, phenotypes, age; any
+    object with those attributes, e.g. layout.ShapeCodeLabel)."""
+    if label is None or (label.identity is None and not label.phenotypes):
         return f"{i} shape {i}"
-    ph = entry.get("phenotypes", {}) or {}
+    ph = label.phenotypes or {}
     sex = "" if "gender" not in ph else ("m" if ph["gender"] >= 0.5 else "f")
-    age = f" {entry['age_years']:.0f}y" if "age_years" in entry else ""
+    age = f" {label.age_years:.0f}y" if label.age_years is not None else ""
     rest = " ".join(f"{k[0]}{ph[k]:.2f}".replace("0.", ".") for k in ("weight", "height", "muscle") if k in ph)
-    return f"{i} {entry.get('identity', '')}  {sex}{age}  {rest}".rstrip()
+    return f"{i} {label.identity or ''}  {sex}{age}  {rest}".rstrip()
 
 
-def pose_label(i: int, entry: dict | None) -> str:
-    if not entry:
+def pose_label(i: int, label=None) -> str:
+    """'0 walk #3' from a pose code's label (motion, frame)."""
+    if label is None or label.motion is None:
         return f"{i} pose {i}"
-    return f"{i} {entry.get('motion', '?')} #{entry.get('frame', '?')}"
-
-
-def group_motions(entries: list) -> dict[str, list[int]]:
-    """Pose-code rows grouped by motion name, each sorted by frame: {motion: [row, ...]}."""
-    groups: dict[str, list[tuple]] = {}
-    for i, e in enumerate(entries or []):
-        groups.setdefault(str((e or {}).get("motion", "unlabelled")), []).append(((e or {}).get("frame", i), i))
-    return {k: [i for _, i in sorted(v)] for k, v in sorted(groups.items())}
+    return f"{i} {label.motion} #{'?' if label.frame is None else label.frame}"
 
 
 def push_recent(items: list, path: str, n: int = 8) -> list:
@@ -135,3 +130,4 @@ def advance(pos: float, dt: float, fps: float, speed: float, count: int) -> tupl
         return 0.0, 0
     pos = (pos + dt * fps * speed) % count
     return pos, int(pos) % count
+

@@ -4,9 +4,9 @@ MeshWorker: one process started with `spawn` (Polyscope holds the GIL for a whol
 fork would copy GL state), torch threads = cores - 1. Requests carry a job id and a channel
 ("main", "gallery"); the process drains its queue and keeps only the newest request per channel
 (latest wins). Canonical meshes are cached by (code, resolution): a pose change only moves
-vertices. Pose "preview" evaluates the pose decoder at a few thousand anchor vertices and spreads
-their displacements to all vertices with fixed k-NN inverse-distance weights; "exact" poses
-every vertex. Results are numpy arrays in model units.
+vertices. Pose "preview" is npm_core.mesh.posing's anchor posing (weights built once per cached
+mesh); "exact" poses every vertex. Results are numpy arrays in model units. The decoders live
+here only: the UI process reads codes and labels, never builds a decoder.
 TrainRun: `npms train` (or any command) as a subprocess, progress read from its JSON lines.
 Must not: import polyscope, or draw.
 """
@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-ANCHORS = 2048
-ANCHOR_K = 4
 VIEW_LIPSCHITZ = 1.0  # narrow band of the app's meshes: ~60% of the evaluations of npm_core's L=2 (a true
 # SDF needs 1; the guard re-runs with 2L, then dense, if a mesh comes out open; on body-v1 the
 # meshes were identical to L=2's), which keeps a 128^3 body near 1 s on 2 cores
@@ -69,20 +67,6 @@ def latest_per_channel(requests: list) -> list:
     return sorted(latest.values(), key=lambda r: r.job)
 
 
-def anchor_weights(vertices: np.ndarray, n: int = ANCHORS, k: int = ANCHOR_K, seed: int = 0):
-    """Anchor rows [A] (a fixed random subset of vertices [V, 3]) and, per vertex, its k nearest
-    anchors [V, k] with inverse-distance weights [V, k] summing to 1."""
-    from scipy.spatial import cKDTree
-
-    V = len(vertices)
-    anchors = np.sort(np.random.default_rng(seed).permutation(V)[: min(n, V)])
-    k = min(k, len(anchors))
-    d, nn = cKDTree(vertices[anchors]).query(vertices, k=k)
-    d, nn = d.reshape(V, k), nn.reshape(V, k)
-    w = 1.0 / (d + 1e-4)
-    return anchors, nn.astype(np.int64), (w / w.sum(1, keepdims=True)).astype(np.float32)
-
-
 class _Serve:
     """The worker process's state: loaded model, canonical-mesh cache, anchor weights."""
 
@@ -98,10 +82,11 @@ class _Serve:
 
     def model_for(self, path: str):
         """The checkpoint at `path`, reloaded when its stage files change (a finished training run)."""
-        from npm_core.models.checkpoint import load_model, stage_path
+        from npm_core import layout
+        from npm_core.models.checkpoint import load_model
 
-        stamp = (path, *[stage_path(path, s).stat().st_mtime_ns if stage_path(path, s).exists() else 0
-                         for s in ("shape", "pose")])
+        files = [layout.checkpoint_stage_path(path, s) for s in layout.STAGES]
+        stamp = (path, *[f.stat().st_mtime_ns if f.exists() else 0 for f in files])
         if stamp != self.path:
             self.model, self.path = None, None
             self.model = load_model(path)
@@ -133,12 +118,12 @@ class _Serve:
         fn = self.model.pose_decoder.displacement_fn(torch.from_numpy(shape_code), torch.from_numpy(pose_code))
         v = entry["v"]
         with torch.inference_mode():
-            if mode == "preview" and len(v) > ANCHORS:
+            from npm_core.mesh import posing
+
+            if mode == "preview" and len(v) > posing.ANCHORS:
                 if entry["anchors"] is None:
-                    entry["anchors"] = anchor_weights(v)
-                anchors, nn, w = entry["anchors"]
-                dx = fn(torch.from_numpy(v[anchors])).numpy()
-                return v + np.einsum("vk,vkc->vc", w, dx[nn])
+                    entry["anchors"] = posing.anchors(v)
+                return posing.pose_with_anchors(v, entry["anchors"], lambda x: fn(torch.from_numpy(x)).numpy())
             from npm_core.mesh.extract import pose_mesh
 
             return pose_mesh(torch.from_numpy(v), fn).numpy()
@@ -255,16 +240,18 @@ class TrainRun:
     no command started, a watcher of a checkpoint's progress file. Events of `stage` only."""
 
     def __init__(self, out_dir, stage: str, config: str | None = None, command: list | None = None):
-        from npm_core.models.checkpoint import progress_path
+        from npm_core import layout
 
         self.out_dir, self.stage, self.config = Path(out_dir), stage, config
-        self.progress_file = progress_path(self.out_dir)
+        self.progress_file = layout.checkpoint_progress_path(self.out_dir)
         self.command = command or ([sys.executable, "-m", "npm_core.cli", "train", stage, "--out", str(self.out_dir)]
                                    + (["--config", config] if config else []))
         self.proc: subprocess.Popen | None = None
         self.offset, self.events = 0, []
         self.log_path: Path | None = None
         self.started = 0.0
+        self.reported = False  # the end of the run was told to the user
+        self._next_poll = 0.0
 
     def start(self) -> None:
         if self.running:
@@ -301,6 +288,14 @@ class TrainRun:
         new = [e for e in new if e.stage == self.stage]
         self.events += new
         return new
+
+    def poll_every(self, seconds: float = 0.5) -> list:
+        """poll() at most once per `seconds` while the process runs (called every UI frame)."""
+        now = time.monotonic()
+        if self.running and now < self._next_poll:
+            return []
+        self._next_poll = now + seconds
+        return self.poll()
 
     @property
     def last(self):

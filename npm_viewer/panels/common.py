@@ -1,36 +1,37 @@
 """Widgets several panels share: a latent slider (preview while dragged, full after release),
 a path field with recent list and a non-blocking folder dialog. Only polyscope.imgui widgets
-(imgui_bundle's imgui crashes inside a Polyscope callback; its portable_file_dialogs does not)."""
+(imgui_bundle's imgui crashes inside a Polyscope callback; its portable_file_dialogs does not).
+Panels pass the Viewer (interface.py) they were given; nothing here reaches into the app."""
 
 from __future__ import annotations
 
 import polyscope.imgui as psim
 
 
-def slider(app, label: str, value: float, apply, lo: float = 0.0, hi: float = 1.0, fmt: str = "%.3f") -> None:
+def slider(viewer, label: str, value: float, apply, lo: float = 0.0, hi: float = 1.0, fmt: str = "%.3f") -> None:
     """SliderFloat that applies the new value to the state, then asks for a preview mesh while
     dragged and the full one on release."""
     changed, value = psim.SliderFloat(label, value, lo, hi, fmt)
     if changed:
         apply(value)
-        app.request_view(preview=True)
+        viewer.request_mesh(preview=True)
     if psim.IsItemDeactivatedAfterEdit():
-        app.request_view(preview=False)
+        viewer.request_mesh(preview=False)
 
 
-def delta_sliders(app, items, base, deltas: list, train_range, fmt: str) -> None:
+def delta_sliders(viewer, items, base, deltas: list, train_range, fmt: str) -> None:
     """Semantic sliders: each shows base[i] + deltas[i] (the value asked for); dragging sets the
     delta. items: (index, label, lo, hi); values outside the training range are marked."""
     for i, label, lo, hi in items:
         value = base[i] + deltas[i]
-        slider(app, label, value, lambda v, i=i: deltas.__setitem__(i, v - base[i]), lo, hi, fmt)
+        slider(viewer, label, value, lambda v, i=i: deltas.__setitem__(i, v - base[i]), lo, hi, fmt)
         out_of_range_mark(value, train_range[0][i], train_range[1][i])
 
 
-def pca_sliders(app, prefix: str, pca, coefficients: list, count: int = 4) -> None:
+def pca_sliders(viewer, prefix: str, pca, coefficients: list, count: int = 4) -> None:
     """Offsets along the first principal directions in standard deviations (beyond 2 marked)."""
     for k in range(min(count, len(coefficients))):
-        slider(app, f"{prefix}{k + 1} ({pca.explained[k] * 100:.0f}%)", coefficients[k],
+        slider(viewer, f"{prefix}{k + 1} ({pca.explained[k] * 100:.0f}%)", coefficients[k],
                lambda v, k=k: coefficients.__setitem__(k, v), -3.0, 3.0, "%.1f sd")
         out_of_range_mark(coefficients[k], -2.0, 2.0)
 
@@ -61,9 +62,9 @@ class FolderDialog:
         return self.dialog.result() or ""
 
 
-def path_picker(app, kind: str, label: str, text_attr: str, recent_attr: str, open_fn) -> None:
+def path_picker(viewer, kind: str, label: str, text_attr: str, recent_attr: str, open_fn) -> None:
     """[path field] [Open] [Browse...] and a recent-paths combo; open_fn(path) reports errors itself."""
-    st = app.state
+    st = viewer.state
     psim.PushItemWidth(-150)
     enter, text = psim.InputText(f"##{kind}", getattr(st, text_attr), psim.ImGuiInputTextFlags_EnterReturnsTrue)
     setattr(st, text_attr, text)
@@ -73,10 +74,7 @@ def path_picker(app, kind: str, label: str, text_attr: str, recent_attr: str, op
         open_fn(getattr(st, text_attr))
     psim.SameLine()
     if psim.Button(f"Browse##{kind}"):
-        try:
-            app.dialogs[kind] = (FolderDialog(f"Open {label}", getattr(st, text_attr) or "."), open_fn)
-        except Exception as e:  # no dialog backend at all
-            st.error(f"file dialog unavailable ({e}); type a path instead")
+        viewer.browse(kind, f"Open {label}", getattr(st, text_attr), open_fn)
     recent = getattr(st, recent_attr)
     if recent:
         psim.PushItemWidth(-150)
@@ -85,18 +83,6 @@ def path_picker(app, kind: str, label: str, text_attr: str, recent_attr: str, op
         if changed and 0 <= i < len(recent):
             setattr(st, text_attr, recent[i])
             open_fn(recent[i])
-
-
-def poll_dialogs(app) -> None:
-    for kind, (dlg, open_fn) in list(app.dialogs.items()):
-        res = dlg.poll()
-        if res is None:
-            continue
-        del app.dialogs[kind]
-        if res:
-            open_fn(res)
-        else:
-            app.state.info("no folder chosen (is zenity or kdialog installed?); type the path and press Open")
 
 
 def combo(label: str, index: int, items: list) -> tuple[bool, int]:

@@ -2,8 +2,8 @@
 progress (bar, ETA, live log-scale loss plot) and open the finished checkpoint in the explorer.
 
 The subprocess is `python -m npm_core.cli train STAGE --out DIR --config FILE` (workers.TrainRun);
-progress comes from the checkpoint's progress.jsonl. Stop = SIGTERM; training keeps a resumable
-state per epoch, so Start on the same directory resumes.
+progress comes from the checkpoint's progress log. Stop = SIGTERM; training keeps a resumable
+state per epoch, so Start on the same directory resumes. The panel's fields live in the State (train_*).
 """
 
 from __future__ import annotations
@@ -13,63 +13,64 @@ from pathlib import Path
 import numpy as np
 import polyscope.imgui as psim
 
+from npm_core import layout
+
+from ..state import TRAIN_STAGES as STAGES
+
 TITLE = "Train"
-_ui = {"config": "configs/train_fast.yaml", "out": "checkpoints/my-run", "stage": 0, "poll_t": 0.0}
-STAGES = ("shape", "pose")
 
 
 def configs() -> list:
     return sorted(str(p) for p in Path("configs").glob("train*.yaml")) if Path("configs").is_dir() else []
 
 
-def start(app, out_dir: str, stage: str, config: str | None = None, command: list | None = None) -> None:
+def start(viewer, out_dir: str, stage: str, config: str | None = None, command: list | None = None) -> None:
     """Start (or resume) a stage; `command` replaces the real CLI (tests)."""
     from ..workers import TrainRun
 
-    if app.train_run is not None and app.train_run.running:
-        app.state.error("a training run is already going: stop it first")
+    if viewer.train_run is not None and viewer.train_run.running:
+        viewer.state.error("a training run is already going: stop it first")
         return
     if config and not Path(config).is_file():
-        app.state.error(f"config not found: {config}")
+        viewer.state.error(f"config not found: {config}")
         return
     run = TrainRun(out_dir, stage, config, command)
     try:
         run.start()
     except OSError as e:
-        app.state.error(f"cannot start training: {e}")
+        viewer.state.error(f"cannot start training: {e}")
         return
-    app.train_run = run
-    app.state.info(f"training {stage} -> {out_dir}")
+    viewer.train_run = run
+    viewer.state.info(f"training {stage} -> {out_dir}")
 
 
-def watch(app, out_dir: str, stage: str) -> None:
-    """Follow a run started elsewhere (its progress.jsonl), without a process of ours."""
+def watch(viewer, out_dir: str, stage: str) -> None:
+    """Follow a run started elsewhere (its progress log), without a process of ours."""
     from ..workers import TrainRun
 
-    app.train_run = TrainRun(out_dir, stage)
+    if not Path(out_dir).is_dir():
+        viewer.state.error(f"no folder {out_dir}: start a run there first, or type the folder of a running one")
+        return
+    viewer.train_run = TrainRun(out_dir, stage)
 
 
-def stop(app) -> None:
-    if app.train_run is not None:
-        app.train_run.stop()
-        app.state.info("training stopped (Start resumes from the last epoch)")
+def stop(viewer) -> None:
+    if viewer.train_run is not None:
+        viewer.train_run.stop()
+        viewer.state.info("training stopped (Start resumes from the last epoch)")
 
 
-def update(app, dt: float) -> None:
-    run = app.train_run
+def update(viewer, dt: float) -> None:
+    run = viewer.train_run
     if run is None:
         return
-    _ui["poll_t"] += dt
-    if _ui["poll_t"] < 0.5 and run.running:
-        return
-    _ui["poll_t"] = 0.0
-    run.poll()
-    if run.proc is not None and not run.running and not getattr(run, "reported", False):
+    run.poll_every(0.5)
+    if run.proc is not None and not run.running and not run.reported:
         run.reported = True
         if run.returncode == 0:
-            app.state.info(f"training {run.stage} finished: open {run.out_dir} in the explorer")
+            viewer.state.info(f"training {run.stage} finished: open {run.out_dir} in the explorer")
         elif run.returncode not in (None, -15):
-            app.state.error(f"training exited with code {run.returncode}: {run.log_tail(2)}")
+            viewer.state.error(f"training exited with code {run.returncode}: {run.log_tail(2)}")
 
 
 def fmt_eta(s: float) -> str:
@@ -77,33 +78,32 @@ def fmt_eta(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def draw(app) -> None:
+def draw(viewer) -> None:
+    st = viewer.state
     cfgs = configs()
     if cfgs:
-        i = cfgs.index(_ui["config"]) if _ui["config"] in cfgs else 0
+        i = cfgs.index(st.train_config) if st.train_config in cfgs else 0
         changed, i = psim.Combo("config", i, cfgs)
         if changed:
-            _ui["config"] = cfgs[i]
-    _, _ui["config"] = psim.InputText("config file", _ui["config"])
-    _, _ui["out"] = psim.InputText("output dir", _ui["out"])
-    for k, name in enumerate(STAGES):
-        if psim.RadioButton(name, _ui["stage"] == k):
-            _ui["stage"] = k
+            st.train_config = cfgs[i]
+    _, st.train_config = psim.InputText("config file", st.train_config)
+    _, st.train_out = psim.InputText("output dir", st.train_out)
+    for name in STAGES:
+        if psim.RadioButton(name, st.train_stage == name):
+            st.train_stage = name
         psim.SameLine()
     psim.NewLine()
-    run, stage = app.train_run, STAGES[_ui["stage"]]
-    from npm_core.models.checkpoint import train_state_path
-
-    resumable = train_state_path(_ui["out"], stage).exists()
+    run = viewer.train_run
+    resumable = layout.checkpoint_train_state_path(st.train_out, st.train_stage).exists()
     if run is not None and run.running:
         if psim.Button("Stop"):
-            stop(app)
+            stop(viewer)
     else:
         if psim.Button("Resume" if resumable else "Start"):
-            start(app, _ui["out"], stage, _ui["config"] or None)
+            start(viewer, st.train_out, st.train_stage, st.train_config or None)
         psim.SameLine()
         if psim.Button("Watch progress"):
-            watch(app, _ui["out"], stage)
+            watch(viewer, st.train_out, st.train_stage)
     if run is None:
         psim.TextWrapped("Training runs in a separate process; this window stays responsive.")
         return
@@ -115,9 +115,9 @@ def draw(app) -> None:
         f"epoch {e.epoch}/{e.total_epochs}  ETA {fmt_eta(e.eta_s)}  {e.samples_per_s / 1000:.0f}k pts/s"
     psim.ProgressBar(run.fraction, (-1, 0), overlay)
     draw_losses(run)
-    if run.finished and (Path(run.out_dir) / "shape.pt").exists() and psim.Button("Open this checkpoint in the explorer"):
-        app.open_checkpoint(str(run.out_dir))
-        app.select_panel("shape" if run.stage == "shape" else "pose")
+    if run.finished and layout.is_checkpoint(run.out_dir) and psim.Button("Open this checkpoint in the explorer"):
+        viewer.open_checkpoint(str(run.out_dir))
+        viewer.select_panel("shape" if run.stage == "shape" else "pose")
     tail = run.log_tail(2)
     if tail and not run.running and run.returncode not in (0, None):
         psim.TextWrapped(tail)

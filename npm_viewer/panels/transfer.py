@@ -1,43 +1,35 @@
 """Transfer panel: the shape of one identity with the pose of another; gallery of N x M
-(shapes x poses), like the paper's transfer figure."""
+(shapes x poses), like the paper's transfer figure (codes paired by npm_core.compose.transfer_grid,
+laid out by scene.grid_offsets)."""
 
 from __future__ import annotations
 
 import numpy as np
 import polyscope.imgui as psim
 
+from ..selection import GALLERY_RESOLUTION
 from .common import combo
 
 TITLE = "Transfer"
-GALLERY_RESOLUTION = 64
-SPACING = (1.3, 1.9)  # metres between gallery columns / rows
 
 
-def gallery_offsets(rows: int, cols: int) -> np.ndarray:
-    """[rows * cols, 3] metres, row-major (shape i, pose j) -> column j, row i (top first)."""
-    r, c = np.divmod(np.arange(rows * cols), cols)
-    return np.stack([c * SPACING[0], -r * SPACING[1], np.zeros(rows * cols)], 1).astype(np.float32)
-
-
-def set_transfer(app, shape: int | None = None, pose: int | None = None) -> None:
-    st = app.state
+def set_transfer(viewer, shape: int | None = None, pose: int | None = None) -> None:
+    st = viewer.state
     if shape is not None:
         st.transfer_shape = int(shape)
     if pose is not None:
         st.transfer_pose = int(pose)
-    app.request_view()
+    viewer.request_mesh()
 
 
-def set_gallery(app, on: bool, shapes: list | None = None, poses: list | None = None) -> None:
-    st = app.state
+def set_gallery(viewer, on: bool, shapes: list | None = None, poses: list | None = None) -> None:
+    st = viewer.state
     st.gallery = bool(on)
     if shapes is not None:
         st.gallery_shapes = [int(i) for i in shapes]
     if poses is not None:
         st.gallery_poses = [int(j) for j in poses]
-    app._camera_key = None
-    app.request_view()
-    app.update_visibility()
+    viewer.request_mesh()
 
 
 def gallery_choice(m, n_shapes: int, n_poses: int) -> tuple[list, list]:
@@ -51,38 +43,38 @@ def gallery_choice(m, n_shapes: int, n_poses: int) -> tuple[list, list]:
     return shapes, mids[:n_poses]
 
 
-def draw(app) -> None:
-    st, m = app.state, app.model
+def draw(viewer) -> None:
+    st, m = viewer.state, viewer.model
     if m is None:
         psim.TextWrapped("No checkpoint open.")
         return
     changed, gal = psim.Checkbox("gallery (shapes x poses)", st.gallery)
     if changed:
-        set_gallery(app, gal)
+        set_gallery(viewer, gal)
     if not st.gallery:
         changed, i = combo("shape of", st.transfer_shape, m.shape_labels)
         if changed:
-            set_transfer(app, shape=i)
+            set_transfer(viewer, shape=i)
         if m.pose_codes is None:
             psim.TextDisabled("no pose stage in this checkpoint: canonical pose")
         else:
             changed, j = combo("pose of", st.transfer_pose, m.pose_labels)
             if changed:
-                set_transfer(app, pose=j)
-    else:
-        n_s, n_p = len(st.gallery_shapes), len(st.gallery_poses)
-        c1, n_s = psim.SliderInt("shapes (rows)", n_s, 1, min(6, len(m.shape_codes)))
-        released = psim.IsItemDeactivatedAfterEdit()
-        c2, n_p = psim.SliderInt("poses (columns)", n_p, 1, 1 if m.pose_codes is None else min(8, len(m.pose_codes)))
-        released |= psim.IsItemDeactivatedAfterEdit()
-        if c1 or c2:  # lists follow the sliders; meshes are asked for on release
-            st.gallery_shapes, st.gallery_poses = gallery_choice(m, n_s, n_p)
-        if released:
-            set_gallery(app, True)
-        psim.TextDisabled("rows: " + ", ".join(m.shape_labels[i].split("  ")[0] for i in st.gallery_shapes))
-        if m.pose_codes is not None:
-            psim.TextDisabled("columns: " + ", ".join(m.pose_labels[j] for j in st.gallery_poses))
-        if psim.Button("Rebuild gallery"):
-            set_gallery(app, True)
-        if app.worker.busy("gallery"):
-            psim.TextColored((1.0, 0.8, 0.3, 1.0), f"computing {n_s * n_p} meshes at {GALLERY_RESOLUTION}^3...")
+                set_transfer(viewer, pose=j)
+        return
+    n_s, n_p = len(st.gallery_shapes), len(st.gallery_poses)
+    c1, n_s = psim.SliderInt("shapes (rows)", n_s, 1, min(6, len(m.shape_codes)))
+    released = psim.IsItemDeactivatedAfterEdit()
+    c2, n_p = psim.SliderInt("poses (columns)", n_p, 1, 1 if m.pose_codes is None else min(8, len(m.pose_codes)))
+    released |= psim.IsItemDeactivatedAfterEdit()
+    if c1 or c2:  # lists follow the sliders; meshes are asked for on release
+        st.gallery_shapes, st.gallery_poses = gallery_choice(m, n_s, n_p)
+    if released:
+        set_gallery(viewer, True)
+    psim.TextDisabled("rows: " + ", ".join(m.shape_labels[i].split("  ")[0] for i in st.gallery_shapes))
+    if m.pose_codes is not None:
+        psim.TextDisabled("columns: " + ", ".join(m.pose_labels[j] for j in st.gallery_poses))
+    if psim.Button("Rebuild gallery"):
+        set_gallery(viewer, True)
+    if viewer.worker_status("gallery")[0]:
+        psim.TextColored((1.0, 0.8, 0.3, 1.0), f"computing {n_s * n_p} meshes at {GALLERY_RESOLUTION}^3...")

@@ -61,9 +61,11 @@ def app(session_app, tiny_ckpt):
     from npm_viewer import state as S
 
     a = session_app
-    a.state = S.State()
-    a.recorder, a.train_run, a.seq = None, None, None
-    a._camera_key = None
+    a.state = S.State()  # the scene reads the new State too
+    a.recorder, a.train_run, a.replay = None, None, None
+    for group in ("fit", "gt", "points", "gallery"):
+        a.scene.remove_group(group)
+    a.scene.reframe()
     a.open_checkpoint(str(tiny_ckpt))
     a.select_panel("shape")
     a.settle(timeout=60)

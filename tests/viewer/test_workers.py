@@ -1,25 +1,18 @@
-"""Mesh worker (latest request wins, caching, anchor posing) and the training subprocess."""
+"""Mesh worker (latest request wins, caching, anchor posing) and the training subprocess.
+The anchor weights themselves are tested with npm_core (tests/test_posing.py)."""
 
 import sys
 import time
 
 import numpy as np
 
-from npm_viewer.workers import MeshRequest, TrainRun, anchor_weights, latest_per_channel
+from npm_core import layout
+from npm_viewer.workers import MeshRequest, TrainRun, latest_per_channel
 
 
 def test_latest_per_channel():
     reqs = [MeshRequest(j, c, "x", [], 8) for j, c in [(1, "main"), (2, "gallery"), (3, "main"), (4, "main")]]
     assert [(r.job, r.channel) for r in latest_per_channel(reqs)] == [(2, "gallery"), (4, "main")]
-
-
-def test_anchor_weights():
-    v = np.random.default_rng(0).random((5000, 3)).astype(np.float32)
-    anchors, nn, w = anchor_weights(v, n=500, k=4)
-    assert len(anchors) == 500 and nn.shape == (5000, 4) and np.allclose(w.sum(1), 1, atol=1e-5)
-    dx = np.random.default_rng(1).random((500, 3)).astype(np.float32)
-    spread = np.einsum("vk,vkc->vc", w, dx[nn])
-    assert np.allclose(spread[anchors], dx, atol=1e-2)  # an anchor keeps (nearly) its own value
 
 
 def test_worker_latest_wins(session_app):
@@ -73,9 +66,7 @@ for e in range(1, n + 1):
 
 
 def test_train_run_fake(tmp_path):
-    from npm_core.models.checkpoint import progress_path
-
-    cmd = [sys.executable, "-c", FAKE, str(progress_path(tmp_path)), "5"]
+    cmd = [sys.executable, "-c", FAKE, str(layout.checkpoint_progress_path(tmp_path)), "5"]
     run = TrainRun(tmp_path, "shape", command=cmd)
     run.start()
     t = time.time()

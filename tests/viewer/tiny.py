@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npm_core import bodies, semantics
+from npm_core import bodies, layout, semantics
 from npm_core.mesh import analytic
 from npm_core.models import checkpoint as ckpt
 from npm_core.models.decoders import (
@@ -89,7 +89,7 @@ def make_checkpoint(out, steps: int = 250, seed: int = 0) -> Path:
                         "shape_index": 0, "angles": deg})
     ckpt.save_stage(out, "pose", pose, pcodes.detach(), CONFIG, code_labels=plabels)
     # 4 identities: a ridge map is the sensible phenotype map for so few (the MLP is for real checkpoints)
-    semantics.save(semantics.compute(ckpt.load_model(out), shape_map="linear"), ckpt.semantics_path(out))
+    semantics.save(semantics.compute(ckpt.load_model(out), shape_map="linear"), layout.checkpoint_semantics_path(out))
     return out
 
 

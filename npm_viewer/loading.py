@@ -1,0 +1,172 @@
+"""What the UI process reads from disk: a checkpoint's codes and labels (ModelInfo) and a fit result
+with its depth sequence and truth (FitReplay, read a few frames per UI frame).
+
+Every path comes from npm_core.layout; checkpoints are read without building decoders (those
+live in the mesh worker). Must not: import polyscope, or build decoders.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from npm_core import bodies, layout
+
+from . import state as S
+
+MAX_POINTS = 15000  # depth points shown per frame
+
+
+@dataclass
+class ModelInfo:
+    """What the UI knows of a checkpoint: codes, labels, motions, semantic maps."""
+
+    path: Path
+    shape_codes: np.ndarray  # [I, Ds]
+    pose_codes: np.ndarray | None  # [T, Dp]
+    shape_labels: list  # one display string per shape code
+    pose_labels: list  # one display string per pose code
+    motions: dict  # motion -> [pose rows sorted by frame]
+    info: layout.CheckpointInfo
+    semantics: object | None = None  # npm_core.semantics.Semantics when the checkpoint has its maps
+    phenotypes: np.ndarray | None = None  # [I, 6] of each shape code's identity
+    angles: np.ndarray | None = None  # [T, J] joint angles (deg) of each pose code's frame
+    note: str = ""  # why the semantic sliders are missing, if they are
+
+    @staticmethod
+    def read(path) -> ModelInfo:
+        """Read checkpoint `path` (layout.CheckpointError, a ValueError, when it is not one)."""
+        from npm_core.models.checkpoint import load_codes
+
+        info = layout.read_checkpoint_info(path)
+        shape_t, pose_t = load_codes(path)
+        shape_codes = shape_t.numpy()
+        pose_codes = None if pose_t is None else pose_t.numpy()
+        sl = info.shape_labels if len(info.shape_labels) == len(shape_codes) else []
+        pl = info.pose_labels if pose_codes is not None and len(info.pose_labels) == len(pose_codes) else []
+        m = ModelInfo(Path(path), shape_codes, pose_codes,
+                      [S.shape_label(i, sl[i] if sl else None) for i in range(len(shape_codes))],
+                      [] if pose_codes is None else [S.pose_label(i, pl[i] if pl else None) for i in range(len(pose_codes))],
+                      _motions(info, pose_codes, pl), info)
+        m.semantics, m.note = _read_semantics(path)
+        if sl and all(label.phenotypes for label in sl):
+            m.phenotypes = np.concatenate([bodies.check_phenotypes(label.phenotypes) for label in sl])
+        if pl and all(label.angles is not None for label in pl):
+            m.angles = np.array([label.angles for label in pl], np.float64)
+        return m
+
+
+def _motions(info, pose_codes, labels) -> dict:
+    """motion -> pose rows in frame order; rows without a motion form the group 'unlabelled'."""
+    if pose_codes is None:
+        return {}
+    motions = info.motions if labels else {}
+    named = {i for rows in motions.values() for i in rows}
+    rest = [i for i in range(len(pose_codes)) if i not in named]
+    return {**motions, "unlabelled": rest} if rest else dict(motions)
+
+
+def _read_semantics(path):
+    from npm_core import semantics
+
+    f = layout.checkpoint_semantics_path(path)
+    if not f.exists():
+        return None, f"no {f.name}: run `npms semantics --checkpoint {path}` for semantic sliders"
+    try:
+        return semantics.load(f), ""
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, f"{f}: unreadable ({e}); rerun `npms semantics --checkpoint {path}`"
+
+
+class FitReplay:
+    """A fit result beside its depth sequence and truth, every frame held in memory: posed fitted
+    vertices, truth vertices, depth points and per-vertex errors, read step by step (load_step)
+    so the window stays live. Units: metres, world = canonical axes."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.fit = layout.read_fit(self.path)  # FitResultError (a ValueError) on a bad directory
+        self.frames = len(self.fit.pose_codes)
+        self.fps = 30.0
+        self.posed = self.faces = self.gt = self.gt_faces = None  # [T, V, 3], [F, 3], [T, Vg, 3], [Fg, 3]
+        self.points = None  # [T, N, 3] depth points (N the same in every frame)
+        self.errors = None  # [T, V] metres, distance to the nearest truth vertex
+        self.metrics: dict = {k: np.asarray(v, np.float64) for k, v in self.fit.losses.items()}
+        self.metrics.update(read_eval(layout.fit_metrics_path(self.path), self.frames))
+        self.fraction, self.status, self.done = 0.0, "reading meshes", False
+        self.warning = ""
+        self._steps = self._load()
+
+    def _load(self):
+        from npm_core import compare
+
+        _, posed, self.faces = self.fit.meshes()
+        self.posed = np.asarray(posed, np.float32)
+        self.frames = len(self.posed)
+        self.fraction, self.status = 0.3, "reading depth sequence"
+        yield
+        try:
+            sdir = layout.fit_sequence_dir(self.path)
+        except ValueError as e:
+            self.warning = f"{e}: showing the fit only"
+        else:
+            from npm_core.data.depth import read_sequence
+
+            seq = read_sequence(sdir)
+            self.fps = float(seq.camera.fps or 30.0)
+            self.points = fixed_count([seq.points(t) for t in range(min(len(seq), self.frames))], MAX_POINTS,
+                                      self.posed.reshape(-1, 3).mean(0))
+            if seq.gt_vertices is not None:
+                self.gt, self.gt_faces = np.asarray(seq.gt_vertices, np.float32), np.asarray(seq.gt_faces)
+        yield
+        if self.gt is not None:
+            self.errors = np.zeros(self.posed.shape[:2], np.float32)
+            for t in range(min(self.frames, len(self.gt))):
+                self.errors[t] = compare.vertex_error(self.posed[t], self.gt[t])
+                self.fraction, self.status = 0.4 + 0.6 * (t + 1) / self.frames, f"vertex errors {t + 1}/{self.frames}"
+                yield
+            self.metrics["mean vertex error (mm)"] = self.errors.mean(1) * 1000.0
+        self.fraction, self.status, self.done = 1.0, "loaded", True
+
+    def load_step(self, budget_s: float = 0.02) -> None:
+        """Advance the load for about budget_s seconds (called once per UI frame)."""
+        t = time.perf_counter()
+        while not self.done and time.perf_counter() - t < budget_s:
+            next(self._steps, None)
+
+    def error_range(self) -> float:
+        from npm_core.compare import colour_range
+
+        return colour_range(self.errors)
+
+
+def fixed_count(frames: list, n_max: int, fill, seed: int = 0) -> np.ndarray:
+    """Per-frame point sets [N_t, 3] -> [T, N, 3] with one N for all frames (N = min(n_max, max N_t)),
+    so a point cloud moves in place: frames with more points keep a random N of them, frames with
+    fewer repeat theirs, an empty frame puts all N at `fill` [3]."""
+    rng = np.random.default_rng(seed)
+    n = min(n_max, max([len(p) for p in frames], default=0)) or 1
+    out = np.empty((len(frames), n, 3), np.float32)
+    for t, p in enumerate(frames):
+        p = np.asarray(p, np.float32)
+        if len(p) == 0:
+            out[t] = np.asarray(fill, np.float32)
+        elif len(p) >= n:
+            out[t] = p[rng.permutation(len(p))[:n]]
+        else:
+            out[t] = p[np.arange(n) % len(p)]
+    return out
+
+
+def read_eval(path: Path, frames: int) -> dict:
+    """Per-frame IoU and Chamfer-L2 from `npms eval --json`, if that file is there and has `frames` entries."""
+    try:
+        d = json.loads(Path(path).read_text())
+        return {name: np.asarray(d[key], np.float64) for key, name in (("iou", "IoU"), ("chamfer_l2", "Chamfer-L2"))
+                if len(d.get(key, [])) == frames}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}  # absent or not an eval file: the plot shows losses and vertex errors only

@@ -1,0 +1,16 @@
+"""What the UI reads: per-frame point sets made one size (so a point cloud moves in place)."""
+
+import numpy as np
+
+from npm_viewer.loading import fixed_count
+
+
+def test_fixed_count_keeps_repeats_or_fills():
+    rng = np.random.default_rng(0)
+    big, small = rng.random((50, 3)), rng.random((3, 3))
+    out = fixed_count([big, small, np.zeros((0, 3))], 20, fill=[9, 9, 9])
+    assert out.shape == (3, 20, 3) and out.dtype == np.float32
+    assert len(np.unique(out[0], axis=0)) == 20 and np.isin(out[0], big.astype(np.float32)).all()  # 20 of the 50
+    np.testing.assert_allclose(out[1][:6], np.concatenate([small, small]), rtol=1e-6)  # repeated in order
+    np.testing.assert_allclose(out[2], 9.0)  # an empty frame: every point at `fill`
+    assert fixed_count([small], 15000, fill=[0, 0, 0]).shape == (1, 3, 3)  # no padding beyond the largest frame
