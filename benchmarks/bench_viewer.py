@@ -29,7 +29,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "viewer"))
 
 
 def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
@@ -61,6 +60,28 @@ def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
     return out, "random checkpoint, `fast` preset sizes (no checkpoints/body-v1)"
 
 
+def make_replay(ckpt: Path, fit_dir: Path, seq_dir: Path, frames: int, resolution: int) -> None:
+    """A fit result to replay (shape code 0, poses blended from the first to the last pose code, a
+    2 cm drift) and its depth sequence: gt = the fitted meshes 1 cm to the side, depth ray-cast
+    from the gt, so replay draws a fit, a gt, per-vertex errors and depth points as for a real fit."""
+    import torch
+
+    from npm_core.data.depth import Camera, render_depth, write_sequence
+    from npm_core.fit import FitConfig, FitResult, read_result, write_result
+    from npm_core.models.checkpoint import load_model
+
+    model = load_model(ckpt)
+    t = torch.linspace(0, 1, frames)
+    poses = (1 - t)[:, None] * model.pose_codes[0] + t[:, None] * model.pose_codes[-1]
+    drift = torch.stack([t * 0.02, torch.zeros(frames), torch.zeros(frames)], 1)
+    res = FitResult(model.shape_codes[0].clone(), poses, drift, losses={"reconstruction": np.full(frames, 0.01)})
+    write_result(fit_dir, res, model, FitConfig(), ckpt.name, seq_dir, resolution=resolution)
+    _, posed, faces = read_result(fit_dir).meshes()
+    gt = posed + np.array([0.01, 0.0, 0.0], np.float32)
+    cam = Camera.looking_at_subject(320, 240)
+    write_sequence(seq_dir, cam, np.stack([render_depth(cam, v, faces) for v in gt]), gt, faces)
+
+
 def timed(worker, channel, path, items, res, mode="exact", lipschitz=None) -> tuple[float, dict]:
     t = time.perf_counter()
     worker.submit(channel, path, items, res, mode, lipschitz)
@@ -87,8 +108,7 @@ def main() -> None:
     import torch
 
     from npm_core.models.checkpoint import load_model
-    from npm_core.mesh.posing import ANCHORS
-    from npm_viewer.workers import VIEW_LIPSCHITZ, MeshWorker
+    from npm_viewer.workers import ANCHORS, VIEW_LIPSCHITZ, MeshWorker
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
     path, what = prepare_checkpoint(args.checkpoint, tmp)
@@ -149,29 +169,29 @@ def main() -> None:
 def replay_and_ui(path, worker, S, rng):
     """Replay fps on a 30-frame fit at 128^3, and UI frame time while the worker extracts."""
     import polyscope as ps
-    import tiny
 
     from npm_viewer.app import App, init_polyscope
+    from npm_viewer.panels import sequence
 
     root = Path(tempfile.mkdtemp(prefix="bench-fit-"))
-    tiny.make_fit(path, root / "fit", root / "seq", frames=30, resolution=128)
+    make_replay(path, root / "fit", root / "seq", frames=30, resolution=128)
     init_polyscope("openGL3_egl", (1280, 800))
     ps.set_frame_tick_limit_fps_mode("ignore_limits")
     app = App(str(path), str(root / "fit"), worker=worker)
     app.attach()
     app.select_panel("sequence")
     app.settle()
-    seq = app.replay
+    seq = app.seq
     # app work per replayed frame: advance + move fit/gt vertices, error colours, depth points
     app.state.playing = True
     t = time.perf_counter()
     for _ in range(90):
-        app.play(1.0 / seq.fps)
+        sequence.update(app, 1.0 / seq.fps)
     app_fps = 90 / (time.perf_counter() - t)
     # with rendering (EGL, Mesa llvmpipe: software GL on the same 2 cores)
     t, k = time.perf_counter(), 0
     while time.perf_counter() - t < 3.0:
-        app.play(1.0 / seq.fps)  # one new frame per tick
+        sequence.update(app, 1.0 / seq.fps)  # one new frame per tick
         app.tick()
         k += 1
     gl_fps = k / (time.perf_counter() - t)
@@ -187,7 +207,7 @@ def replay_and_ui(path, worker, S, rng):
         if not worker.busy():
             k += 1
             app.state.alpha = (k % 10) / 10 + 0.05
-            app.request_mesh()
+            app.request_view()
         t0 = time.perf_counter()
         app.tick()
         ticks.append(time.perf_counter() - t0)

@@ -14,8 +14,8 @@ Guard: a narrow mesh with open edges inside the cube (or no mesh although the co
 changes sign) means L was too small: re-run with 2L, then fall back to dense; logged.
 
 Choosing L (default DEFAULT_LIPSCHITZ = 2.0), measured with benchmarks/bench_extract.py: a
-true SDF needs L = 1. A neural SDF trained on clamped losses is only roughly 1-Lipschitz; no
-trained checkpoint existed yet, so two stand-ins were measured (largest |grad f| over 200k
+true SDF needs L = 1. A neural SDF trained on clamped losses is only roughly 1-Lipschitz; on
+two stand-ins (largest |grad f| over 200k
 uniform + near-surface points): the benchmark's body SDF + 0.01 tanh(6x256 MLP on a 4-octave
 positional encoding) 1.50, the tests' body SDF + 0.03 tanh(sin-MLP) 1.20. Cost of L on the
 capsule body, evaluations as % of dense (N+1)^3: N=128: L=1 2.61%, L=2 3.90%; N=256: L=1
