@@ -7,8 +7,8 @@ Pose stage: shape decoder and shape codes frozen; one code p_t per training fram
     L = mean ||x + f_p(s_i(t), p_t, x) - y||^2 / 2  +  w * min(1, epoch / ramp) * mean(p_t^2)
 over flow pairs (canonical x -> posed y), half from each sigma set.
 Both: Adam with two parameter groups (network, codes), lr x decay every `lr_decay_every` epochs,
-codes initialised N(0, (1/D)^2). Presets: `paper` (REFERENCE.md) and `fast` (ours, the default,
-sized for about an hour per stage on 2 CPU cores; numbers in models/decoders.py).
+codes initialised N(0, (1/D)^2). Presets (PRESETS): `paper` (the reference's settings,
+docs/design.md "Training") and `fast` (ours, the default, about an hour per stage on 2 CPU cores).
 
 Resumable: after every `checkpoint_every_epochs` epochs the whole training state (network,
 codes, optimiser, epoch, sampling RNG, loss history, time) is written atomically to the

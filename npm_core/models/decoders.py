@@ -1,6 +1,6 @@
 """The two NPM networks: shape decoder f_s(s, x) -> SDF and pose decoder f_p(s, p, x) -> dx.
 
-DeepSDF-style MLPs (NPMs, REFERENCE.md "Networks"): input [codes, PE(x)], `depth` hidden
+DeepSDF-style MLPs (NPMs; docs/design.md "Networks"): input [codes, PE(x)], `depth` hidden
 layers of `width` with ReLU and weight norm, the input concatenated again before layer
 `skip` (layer skip-1 outputs width - input width), then a plain linear output: 1 value +
 tanh (SDF) or 3 values (displacement, canonical -> posed, model units).
@@ -11,25 +11,12 @@ columns and the rest, and W_code @ code enters as a per-code bias. `forward` (tr
 batched codes) and `sdf_fn` / `displacement_fn` (mesh extraction and posing: one code, many
 points, weights resolved once) share that path; tests pin it against a plain concatenation.
 
-Presets (ModelConfig): `paper` = the reference sizes; `fast` = ours (the default), sized so that
-a stage trains in about an hour on 2 CPU cores. Chosen by measuring training throughput with
-benchmarks/bench_train.py --candidates (torch 2.13 CPU, 2 threads, torch.mm ~105 GFLOP/s;
-points/s through npm_core.train, batch 4 x 8192; results/train_cpu.md):
-  shape 8x512, code 256, PE 8 (paper)   ~ 9.7k pts/s
-  shape 5x384, code 128, PE 6           ~ 30k
-  shape 6x256, code 128, PE 6           ~ 40k
-  shape 6x256, code 64,  PE 6           ~ 39k   <- fast (code size is nearly free: its part is per code)
-  shape 5x256 / 4x256, code 64          ~ 47k / 58k
-  shape 6x192, code 64                  ~ 81k   (cheapest; less capacity - a candidate if 1 h is too long)
-  pose 8x1024, code 256 (paper)         ~ 2.9k
-  pose 6x384, codes 64+128              ~ 23k
-  pose 6x256, codes 64+128, PE 6        ~ 43k   <- fast
-6x256 is the widest net that keeps a stage near an hour on the default data (shape: 256 identities
-x 4096 points x 120 epochs: 0.8-1.0 h at 37-41k pts/s in the real loop; pose: 5592 frames x 512
-points x 60 epochs: 0.8-1.0 h at 48-63k pts/s; runs vary +-20% on this shared machine). PE 6 frequencies (finest period 2/2^5 = 0.0625 model units,
-~16 cm) instead of 8: a choice for a smaller net, not yet compared for quality on trained bodies.
+Presets (MODEL_PRESETS): `paper` = the reference sizes; `fast` = ours (the default): 6 hidden
+layers of 256, PE 6, shape code 64, pose code 128, the widest net that keeps a training stage
+near an hour on 2 CPU cores. The throughput of the candidate sizes is measured by
+benchmarks/bench_train.py --candidates.
 
-Must not: know file layouts (checkpoint.py does) or training (train.py does).
+Must not: know file layouts (layout.py does) or training (train.py does).
 """
 
 from __future__ import annotations
