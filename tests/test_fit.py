@@ -244,3 +244,12 @@ def test_pose_prior_keeps_tracked_codes_near_the_training_codes(tiny_model, sequ
         cfg = _small(fit.fast_config(w_pose_prior=w))
         rms[w] = fit.fit(m, sequence, cfg).pose_codes.square().mean().sqrt().item()
     assert rms[10.0] < 0.8 * rms[1e-4]
+
+
+def test_cli_schedule_choices_are_the_registry():
+    import argparse
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    schedule = next(a for a in sub.choices["fit"]._actions if a.dest == "schedule")
+    assert sorted(schedule.choices) == sorted(fit.SCHEDULES) == ["fast", "paper"]
+    assert fit.SCHEDULES["paper"].config().schedule == "paper" and fit.SCHEDULES["fast"].config().schedule == "fast"

@@ -130,6 +130,17 @@ def test_presets():
         shape_preset("slow")
 
 
+def test_cli_preset_choices_are_the_registries():
+    import argparse
+
+    from npm_core import cli, train
+    from npm_core.models.decoders import MODEL_PRESETS
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    preset = next(a for a in sub.choices["train"]._actions if a.dest == "preset")
+    assert sorted(preset.choices) == sorted(train.PRESETS) == sorted(MODEL_PRESETS) == ["fast", "paper"]
+
+
 # --------------------------------------------------------------------- pose stage
 
 
