@@ -7,7 +7,7 @@ Measures, through the real MeshWorker process (spawned, cores - 1 torch threads)
   replay fps                     Sequence panel stepping frames of a 30-frame fit (app work per
                                  frame, and with Polyscope rendering through EGL = Mesa software GL)
   UI frame time                  App.tick() while the worker extracts full-resolution meshes
-Checkpoint: --checkpoint (default checkpoints/body-v1 when it has shape.pt), else a random one of the
+Checkpoint: --checkpoint (default checkpoints/body-v1 when it is there), else a random one of the
 `fast` preset sizes; a missing pose stage is replaced by a random pose decoder of the checkpoint's
 config (same cost). The output says which.
 
@@ -17,6 +17,7 @@ config (same cost). The output says which.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -34,26 +35,29 @@ sys.path.insert(0, str(ROOT))
 def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
     import torch
 
+    from npm_core import layout
     from npm_core.models import checkpoint as ckpt
     from npm_core.models.decoders import PoseDecoder, ShapeDecoder, model_preset
 
     src = Path(arg) if arg else ROOT / "checkpoints" / "body-v1"
     out = tmp / "ckpt"
     torch.manual_seed(0)
-    if (src / "shape.pt").exists():
+    if layout.is_checkpoint(src):
         out.mkdir()
-        for name in ("config.yaml", "meta.yaml", "shape.pt", "pose.pt"):
-            if (src / name).exists():
-                shutil.copy(src / name, out / name)
+        for path in (layout.checkpoint_config_path, layout.checkpoint_meta_path,
+                     *(functools.partial(layout.checkpoint_stage_path, stage=s) for s in layout.STAGES)):
+            if path(src).exists():
+                shutil.copy(path(src), path(out))
         what = str(src.relative_to(ROOT)) if src.is_relative_to(ROOT) else str(src)
-        if not (out / "pose.pt").exists():
+        if not layout.checkpoint_stage_path(out, "pose").exists():
             cfg, _ = ckpt.load_model_config(out)
             pose = PoseDecoder(cfg.pose, cfg.shape.code_dim)
             ckpt.save_stage(out, "pose", pose, torch.randn(40, cfg.pose.code_dim) * 0.01, cfg)
             what += " (no pose stage yet: random pose decoder of its config, same cost)"
         return out, what
     if arg:
-        raise SystemExit(f"no shape.pt in {src}")
+        raise SystemExit(f"{src}: not a checkpoint (expected {layout.checkpoint_config_path(src).name} and "
+                         f"{layout.checkpoint_stage_path(src, 'shape').name})")
     cfg = model_preset("fast")
     ckpt.save_stage(out, "shape", ShapeDecoder(cfg.shape), torch.randn(8, cfg.shape.code_dim) * 0.01, cfg)
     ckpt.save_stage(out, "pose", PoseDecoder(cfg.pose, cfg.shape.code_dim), torch.randn(40, cfg.pose.code_dim) * 0.01, cfg)

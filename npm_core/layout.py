@@ -28,6 +28,7 @@ Depth sequence <seq>/
     masks/000000.png     optional per-frame subject masks, nonzero = subject (data/capture.py)
     capture.json         optional capture hints, e.g. {"box": [x0, y0, x1, y1]} (data/capture.py)
     segmentation/        what segmentation kept: 000000.png (255 = kept), frames.json, centre.json
+Mesh cache <cache>/meshes/           extracted canonical meshes, named and kept by mesh/cache.py
 Dataset cache <cache>/datasets/<config hash>/ (cache = $NPM_CACHE_DIR, default ~/.cache/npm_explorer)
     config.yaml, identities.yaml, frames.yaml, test_frames.yaml   what was built
     canonical.npy, sdf_points.npy, sdf_values.npy, flow_face.npy, flow_bary.npy, flow_offset.npy,
@@ -492,6 +493,11 @@ def read_meshes(directory, frames: slice | None = None):
 def cache_root() -> Path:
     """$NPM_CACHE_DIR, default ~/.cache/npm_explorer (datasets and the Anny cache live there)."""
     return Path(os.environ.get("NPM_CACHE_DIR", Path.home() / ".cache" / "npm_explorer"))
+
+
+def mesh_cache_dir() -> Path:
+    """<cache_root()>/meshes: extracted meshes cached across runs (mesh/cache.py)."""
+    return cache_root() / "meshes"
 
 
 def dataset_dir(cfg, root: Path | None = None) -> Path:

@@ -40,7 +40,7 @@ _digests: dict[tuple, str] = {}  # (path, inode, size, mtime_ns) -> content dige
 
 def default_root() -> Path:
     """<cache root>/meshes: $NPM_CACHE_DIR/meshes, default ~/.cache/npm_explorer/meshes (read at call time)."""
-    return layout.cache_root() / "meshes"
+    return layout.mesh_cache_dir()
 
 
 def checkpoint_digest(checkpoint_dir) -> str:
