@@ -144,7 +144,8 @@ class Scene:
             self._show_frame(node, force=True)
         else:
             self._register(node)
-        self._apply_style(node)
+        self._apply_visibility(node)
+        self._apply_colours(node)
         return node
 
     def _register(self, node: Node) -> None:
@@ -167,11 +168,14 @@ class Scene:
         return max([n.count for n in self.nodes.values() if visible(n.group, self.state)], default=1)
 
     def sync(self) -> None:
-        """Bring every node to state.frame, the visibility rule and the colour switch; frame the
-        camera when the view changed. Cheap when nothing changed (call it every UI frame)."""
+        """Bring every node to the visibility rule, and every visible node to state.frame and the
+        colour switch (hidden ones catch up when shown); frame the camera when the view changed.
+        Cheap when nothing changed (call it every UI frame)."""
         for node in self.nodes.values():
-            self._show_frame(node)
-            self._apply_style(node)
+            self._apply_visibility(node)
+            if node.enabled:
+                self._show_frame(node)
+                self._apply_colours(node)
         self._apply_ground()
         self.frame_camera()
 
@@ -184,13 +188,16 @@ class Scene:
         else:
             node.handle.update_vertex_positions(node.frames[i])
         node.shown_frame = i
-        node.colored = None  # the colours follow the frame
+        if node.colored:
+            node.colored = None  # the colours follow the frame
 
-    def _apply_style(self, node: Node) -> None:
+    def _apply_visibility(self, node: Node) -> None:
         on = visible(node.group, self.state)
         if on != node.enabled:
             node.handle.set_enabled(on)
             node.enabled = on
+
+    def _apply_colours(self, node: Node) -> None:
         colored = node.scalars is not None and bool(self.state.color_error)
         if node.scalars is not None and colored != node.colored:
             if colored:

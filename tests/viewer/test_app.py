@@ -31,13 +31,21 @@ def test_bad_checkpoint_shows_error_and_keeps_running(app, tmp_path):
     assert app.model is not None and app.model.path.name == "ckpt"  # the good one stays open
 
 
-def test_checkpoint_metadata_without_decoders(app):
-    m = app.model
+def test_checkpoint_metadata_without_decoders(app, tiny_ckpt, monkeypatch):
+    from npm_core.models import decoders
+    from npm_viewer.loading import ModelInfo
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a decoder was built in the UI process")
+
+    monkeypatch.setattr(decoders.ShapeDecoder, "__init__", refuse)
+    monkeypatch.setattr(decoders.PoseDecoder, "__init__", refuse)
+    m = ModelInfo.read(tiny_ckpt)  # the decoders live in the mesh worker only
     assert m.shape_codes.shape == (4, 8) and m.pose_codes.shape == (8, 4)
     assert m.motions == {"arm_raise": [0, 1, 2, 3, 4], "wave": [5, 6, 7]}
     assert m.shape_labels[2] == "2 t2  m 40y  w.50 h.88" and m.pose_labels[6] == "6 wave #1"
     assert m.angles.shape == (8, len(bodies.JOINT_NAMES)) and m.phenotypes.shape == (4, 6)
-    assert not hasattr(m, "shape_decoder")  # the UI holds codes; decoders live in the worker
+    np.testing.assert_array_equal(m.shape_codes, app.model.shape_codes)
 
 
 def test_shape_panel_preview_then_full(app):

@@ -60,7 +60,7 @@ def scene(backend):
 
 def test_one_frame_index_drives_every_node(scene):
     st, faces = scene.state, np.array([[0, 1, 2]])
-    st.view = "sequence"
+    st.view, st.show_gt = "sequence", True
     fit = scene.set_mesh("test fit", "fit", _tri(5), faces, key="fit")
     gt = scene.set_mesh("test gt", "gt", _tri(3, 0.5), faces, key="gt")
     pts = scene.set_points("test points", "points", _tri(5, 2.0))
@@ -91,6 +91,12 @@ def test_visibility_follows_the_state_at_sync(scene):
     st.view = "pose"
     scene.sync()
     assert (body.enabled, fit.enabled, gt.enabled) == (True, False, False) and scene.ground == "shadow_only"
+    st.frame = 1
+    scene.sync()
+    assert fit.shown_frame == 0  # a hidden node is not moved ...
+    st.view = "sequence"
+    scene.sync()
+    assert fit.shown_frame == 1  # ... until it is shown
 
 
 def test_same_topology_moves_in_place_a_new_one_registers(scene):
