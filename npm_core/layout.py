@@ -332,9 +332,7 @@ class LoadedFit:
 
     def meshes(self):
         """(canonical vertices [V,3] metres, posed vertices [T,V,3] metres, faces [F,3])."""
-        import trimesh
-
-        c = trimesh.load(fit_canonical_path(self.path), process=False)
+        c = _load_mesh(fit_canonical_path(self.path), FitResultError)
         posed, _ = read_meshes(fit_meshes_dir(self.path))
         return np.asarray(c.vertices), posed, np.asarray(c.faces)
 
@@ -473,18 +471,43 @@ def write_meshes(directory, vertices: np.ndarray, faces: np.ndarray, compact: bo
 def read_meshes(directory, frames: slice | None = None):
     """(vertices [T,V,3] float32, faces [F,3]) from a folder of PLYs or a meshes.npz; (None, None) if none."""
     directory = Path(directory)
-    if (directory / COMPACT_MESHES).is_file():
-        with np.load(directory / COMPACT_MESHES, allow_pickle=False) as z:
-            v, f = z["vertices"].astype(np.float32), z["faces"].astype(np.int64)
+    path = directory / COMPACT_MESHES
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                v, f = z["vertices"].astype(np.float32), z["faces"].astype(np.int64)
+        except Exception as e:  # not a zip, truncated, missing arrays: the file is bad, whatever the library says
+            raise ValueError(f"{path}: cannot be read as meshes (vertices [T, V, 3], faces [F, 3]): {_why(e)}") from None
+        if v.ndim != 3 or v.shape[-1] != 3 or f.ndim != 2 or f.shape[-1] != 3:
+            raise ValueError(f"{path}: expected vertices [T, V, 3] and faces [F, 3], got {v.shape} and {f.shape}")
         return (v[frames] if frames is not None else v), f
     files = sorted(directory.glob("*.ply"))
     if not files:
         return None, None
+    files = files[frames] if frames is not None else files
+    meshes = [_load_mesh(f) for f in files]
+    sizes = {len(m.vertices) for m in meshes}
+    if len(sizes) > 1:
+        raise ValueError(f"{directory}: the meshes have {sorted(sizes)} vertices; expected one topology")
+    return np.stack([m.vertices for m in meshes]).astype(np.float32), np.asarray(meshes[0].faces)
+
+
+def _why(e: Exception) -> str:
+    """'Type: first line of the message' of a library's exception, for an error that names the file."""
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}"
+
+
+def _load_mesh(path: Path, error: type[ValueError] = ValueError):
+    """A triangle mesh file (trimesh.Trimesh); `error` naming the file when it is not one."""
     import trimesh
 
-    files = files[frames] if frames is not None else files
-    meshes = [trimesh.load(f, process=False) for f in files]
-    return np.stack([m.vertices for m in meshes]).astype(np.float32), np.asarray(meshes[0].faces)
+    try:
+        m = trimesh.load(path, process=False)
+    except Exception as e:  # trimesh raises many types for a damaged file
+        raise error(f"{path}: cannot be read as a mesh ({_why(e)})") from None
+    if not isinstance(m, trimesh.Trimesh):
+        raise error(f"{path}: expected a triangle mesh, got {type(m).__name__}")
+    return m
 
 
 # ---------------------------------------------------------------------- dataset cache

@@ -64,7 +64,7 @@ def torch_load(path: Path, what: str) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, ...
         raise CheckpointError(f"{path}: cannot be read as a torch file holding {what} "
-                              f"(truncated or corrupted? {type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                              f"(truncated or corrupted? {type(e).__name__}: {(str(e).splitlines() or ['(no message)'])[0][:200]})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict holding {what}, got {type(obj).__name__}")
     return obj
