@@ -1,15 +1,27 @@
 """`npms`: the command line: data build|sequence|import-depth, train, eval-model, extract, fit, eval.
 
-Each subcommand is a small function that parses arguments and calls npm_core; errors of
-bad input print one line (`npms: error: ...`) and exit 2, never a traceback.
+Each subcommand is a small function that parses arguments and calls npm_core. Arguments are
+checked in one place, below: values (ranges, types, output suffixes) by argparse `type=`
+functions while parsing, paths (kinds of file and folder) by checks that main runs after parsing
+and before the command, so parsing alone needs no files. Errors of bad input print one line
+(`npms: error: ...`) naming the argument, file or field and the value, and exit 2, never a traceback. Outputs are written atomically, and
+an existing folder is replaced only when it holds an earlier result of the same kind.
+Must not: hold algorithms (they live in npm_core's modules).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from . import layout
 
 
 def _bar(desc: str, total: int):
@@ -18,8 +30,210 @@ def _bar(desc: str, total: int):
     return tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, leave=True)
 
 
+# ------------------------------------------------------------------------ argument checks
+# argparse `type=` functions turn the text into the value; path checks (_path_arg) look at the file
+# system after parsing. Both raise ArgumentTypeError saying what was expected, to which
+# "argument --name: " is prefixed. The limits are stated in --help.
+
+MAX_RESOLUTION = 1024  # a dense (N + 1)^3 float32 grid, extraction's fallback, is 4.3 GiB here
+MAX_THREADS = 1024
+MAX_IOU_POINTS = 100_000_000  # about 2.4 GiB of sample points (float64 drawn, float32 kept)
+MAX_IMAGE_SIDE = 4096
+MAX_SEQUENCE_FRAMES = 10_000
+MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb")
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+class UsageError(ValueError):
+    """A command line that does not parse: printed as one `npms: error:` line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the usage and exit; main prints one line
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def int_in(lo: int, hi: int | None = None, note: str = ""):
+    """argparse type: an integer in [lo, hi] (hi None: no upper limit); `note` says why the limit."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+        if v < lo or (hi is not None and v > hi):
+            want = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
+            raise argparse.ArgumentTypeError(f"{v}: expected {want}{note}")
+        return v
+
+    return parse
+
+
+def float_in(lo: float, hi: float | None = None, above: bool = False, note: str = ""):
+    """argparse type: a finite number >= lo (> lo when `above`) and <= hi."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+        if not math.isfinite(v) or v < lo or (above and v == lo) or (hi is not None and v > hi):
+            want = f"a number {'>' if above else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+            raise argparse.ArgumentTypeError(f"{text}: expected {want}{note}")
+        return v
+
+    return parse
+
+
+positive_int = int_in(1)
+index = int_in(0)
+threads = int_in(1, MAX_THREADS)
+
+
+def resolution(text: str) -> int:
+    """argparse type: marching-cubes cells per axis N, 8..MAX_RESOLUTION."""
+    n = int_in(8)(text)
+    if n > MAX_RESOLUTION:
+        gib = 4 * (n + 1) ** 3 / 2**30
+        raise argparse.ArgumentTypeError(
+            f"{n}: at most {MAX_RESOLUTION} cells per axis; the dense {n + 1}^3 grid that extraction falls back to "
+            f"would allocate {gib:,.1f} GiB of float32")
+    return n
+
+
+def device(text: str) -> str:
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected cpu, cuda or cuda:N")
+    return text
+
+
+def up_vector(text: str):
+    """argparse type: 'auto' or x,y,z (three numbers, not all zero)."""
+    if text == "auto":
+        return text
+    try:
+        v = [float(x) for x in text.split(",")]
+    except ValueError:
+        v = []
+    if len(v) != 3 or not all(map(math.isfinite, v)) or not any(v):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected auto or x,y,z (a nonzero vector in the camera frame)")
+    return v
+
+
+def _no_file_above(path: Path, text: str) -> None:
+    """Missing folders on the way to `path` are created later; an existing file there is an error."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+            return
+
+
+def _existing(text: str, folder: bool) -> str:
+    p = Path(text)
+    want, other = ("folder", "file") if folder else ("file", "folder")
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such {want}")
+    if p.is_dir() != folder:
+        raise argparse.ArgumentTypeError(f"{text}: is a {other}, expected a {want}")
+    return text
+
+
+def existing_file(text: str) -> str:
+    return _existing(text, folder=False)
+
+
+def existing_dir(text: str) -> str:
+    return _existing(text, folder=True)
+
+
+def _folder_of(is_kind, what: str):
+    """Path check: an existing folder that `is_kind` (a layout test) accepts; `what` says what is expected."""
+
+    def check(text: str) -> str:
+        if not is_kind(existing_dir(text)):
+            raise argparse.ArgumentTypeError(f"{text}: {what}")
+        return text
+
+    return check
+
+
+checkpoint_dir = _folder_of(layout.is_checkpoint, "not a checkpoint (expected config.yaml and shape.pt, as `npms train` writes)")
+sequence_dir = _folder_of(layout.is_sequence, "not a depth sequence (expected camera.json and depth/)")
+fit_dir = _folder_of(layout.is_fit, f"not a fit result (expected {', '.join(layout.FIT_FILES)}, as `npms fit` writes)")
+
+
+def file_out(text: str) -> str:
+    """Path check: a file to write (replaced if it exists; missing folders are created)."""
+    p = Path(text)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder, expected a file name")
+    _no_file_above(p, text)
+    return text
+
+
+def mesh_path(text: str) -> str:
+    """argparse type: a mesh file name whose suffix names a format trimesh writes (MESH_SUFFIXES)."""
+    suffix = Path(text).suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text}: mesh format {suffix or '(no suffix)'!r} not supported; "
+                                         f"expected one of {', '.join(MESH_SUFFIXES)}")
+    return text
+
+
+def folder_out(text: str) -> str:
+    """Path check: a folder to write into (made if missing), not a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file, expected a folder")
+    _no_file_above(Path(text), text)
+    return text
+
+
+def dir_out(kind: str = "", is_kind=None):
+    """Path check: a folder to write: new, empty, or (when `is_kind` says so) an earlier `kind`,
+    which the command replaces or continues. Anything else is refused, so nothing is lost."""
+
+    def parse(text: str) -> str:
+        p = Path(text)
+        if p.exists() and not p.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: is a file, expected a folder")
+        if p.is_dir() and any(p.iterdir()) and not (is_kind and is_kind(p)):
+            what = f" and is not a {kind}" if kind else ""
+            raise argparse.ArgumentTypeError(f"{text}: folder exists{what}; expected a new or empty folder"
+                                             + (f" or an earlier {kind}" if kind else ""))
+        _no_file_above(p, text)
+        return text
+
+    return parse
+
+
+def _is_checkpoint_in_progress(p: Path) -> bool:
+    return any(f.is_file() for f in [layout.checkpoint_config_path(p), layout.checkpoint_progress_path(p),
+                                     *(layout.checkpoint_train_state_path(p, s) for s in layout.STAGES)])
+
+
+def _path_arg(parser, flag: str, check, **kw) -> None:
+    """parser.add_argument(flag, **kw) whose value main checks with `check` after parsing."""
+    dest = parser.add_argument(flag, **kw).dest
+    parser.set_defaults(path_checks={**(parser.get_default("path_checks") or {}), dest: (flag, check, parser.prog)})
+
+
+def check_paths(args) -> None:
+    """Run the path checks of the parsed command (UsageError naming the argument)."""
+    for dest, (flag, check, prog) in (getattr(args, "path_checks", None) or {}).items():
+        if getattr(args, dest) is not None:
+            try:
+                check(getattr(args, dest))
+            except argparse.ArgumentTypeError as e:
+                raise UsageError(f"argument {flag}: {e} (see '{prog} --help')") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+
+
 def cmd_data_build(args) -> None:
-    from . import config, layout
+    from . import config
     from .data import dataset
 
     cfg = config.load(config.DataConfig, args.config) if args.config else config.DataConfig()
@@ -49,9 +263,19 @@ def cmd_data_sequence(args) -> None:
     from .data import depth
 
     cfg = config.load(config.DataConfig, args.config) if args.config else config.DataConfig()
+    bodies.motion(args.motion)  # unknown names fail here, before any rendering
     ident = bodies.find_identity(args.identity, cfg.identities)
     cam = depth.Camera.looking_at_subject(args.width, args.height, args.distance)
-    seq = depth.synthesize_sequence(args.out, ident.phenotypes, args.motion, cam, args.frames, compact=args.compact)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.partial")  # renamed when complete: no half-written sequence
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        seq = depth.synthesize_sequence(tmp, ident.phenotypes, args.motion, cam, args.frames, compact=args.compact)
+        if out.is_dir():
+            out.rmdir()  # empty: --out checked it
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({ident.split}) "
           f"doing '{args.motion}' to {args.out}")
 
@@ -59,16 +283,8 @@ def cmd_data_sequence(args) -> None:
 def cmd_data_import_depth(args) -> None:
     from .data import import_depth
 
-    up = args.up
-    if up != "auto":
-        try:
-            up = [float(x) for x in up.split(",")]
-        except ValueError:
-            up = None
-        if up is None or len(up) != 3:
-            raise ValueError(f"--up {args.up!r}: expected auto or x,y,z (a vector in the camera frame)")
     r = import_depth.import_depth(args.src, args.out, args.fx, args.fy, args.cx, args.cy, args.depth_scale,
-                                  args.masks, args.box, up, args.fps)
+                                  args.masks, args.box, args.up, args.fps)
     print(f"imported {r.frames} frames to {args.out}: up {r.up_camera.round(3).tolist()} in the camera frame "
           f"(from {r.up_from}), world origin at the subject, {r.centre_camera.round(2).tolist()} m from the camera")
 
@@ -86,10 +302,21 @@ def load_train_config(path: str | None, preset: str | None):
     if path:
         if not Path(path).is_file():
             raise config.ConfigError(f"config file not found: {path}")
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as e:
+            raise config.ConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(raw, dict):
+            raise config.ConfigError(f"{path}: expected a mapping with sections preset, data, shape, pose; "
+                                     f"got a {type(raw).__name__}")
         unknown = sorted(set(raw) - {"preset", "data", "shape", "pose"})
         if unknown:
             raise config.ConfigError(f"{path}: unknown section(s) {unknown}; expected preset, data, shape, pose")
+        for k in ["data", "shape", "pose"]:
+            if raw.get(k) is not None and not isinstance(raw[k], dict):
+                raise config.ConfigError(f"{path}: section '{k}' = {raw[k]!r}: expected a mapping of keys")
+        if raw.get("preset", "fast") not in ("fast", "paper"):
+            raise config.ConfigError(f"{path}: preset {raw['preset']!r}: expected fast or paper")
     name = preset or raw.get("preset", "fast")
     model = model_preset(name)
     data = config.from_dict(config.DataConfig, raw.get("data"), f"{path} data")
@@ -101,12 +328,14 @@ def load_train_config(path: str | None, preset: str | None):
 def cmd_train(args) -> None:
     import torch
 
-    from . import layout
     from .data import dataset
     from .models import checkpoint
     from .train import train_pose, train_shape
 
     torch.set_num_threads(args.threads)
+    if args.stage == "pose" and not layout.is_checkpoint(args.out):  # before building any data
+        raise ValueError(f"--out {args.out}: no trained shape stage ({layout.checkpoint_stage_path(args.out, 'shape').name}); "
+                         f"run `npms train shape --out {args.out}` first")
     name, model_cfg, data_cfg, shape_cfg, pose_cfg = load_train_config(args.config, args.preset)
     root = Path(args.cache) if args.cache else None
     if not layout.is_dataset(layout.dataset_dir(data_cfg, root)):
@@ -192,6 +421,21 @@ def cmd_eval_model(args) -> None:
         _write_json(args.json, out)
 
 
+def export_mesh(mesh, path) -> None:
+    """Write a trimesh mesh atomically (temp file with the same suffix, then rename); format by suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        mesh.export(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def cmd_extract(args) -> None:
     import torch
     import trimesh
@@ -204,6 +448,11 @@ def cmd_extract(args) -> None:
     m = checkpoint.load_model(args.checkpoint)
     if not 0 <= args.shape < len(m.shape_codes):
         raise ValueError(f"--shape {args.shape} out of range [0, {len(m.shape_codes)})")
+    if args.pose is not None:
+        if m.pose_decoder is None:
+            raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt) to apply --pose")
+        if not 0 <= args.pose < len(m.pose_codes):
+            raise ValueError(f"--pose {args.pose} out of range [0, {len(m.pose_codes)})")
     s = m.shape_codes[args.shape]
     t = time.time()
     with torch.inference_mode():
@@ -212,15 +461,11 @@ def cmd_extract(args) -> None:
     msg = f"extracted {len(v)} vertices, {len(res.faces)} faces at {args.resolution}^3 in {res.seconds * 1000:.0f} ms, " \
           f"{res.n_evaluations} decoder evaluations ({100 * res.n_evaluations / (args.resolution + 1) ** 3:.1f}% of dense, {res.method})"
     if args.pose is not None:
-        if m.pose_decoder is None:
-            raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt) to apply --pose")
-        if not 0 <= args.pose < len(m.pose_codes):
-            raise ValueError(f"--pose {args.pose} out of range [0, {len(m.pose_codes)})")
         t1 = time.time()
         with torch.inference_mode():
             v = pose_mesh(v, m.pose_decoder.displacement_fn(s, m.pose_codes[args.pose]))
         msg += f"; posed in {(time.time() - t1) * 1000:.0f} ms ({len(v)} decoder evaluations)"
-    trimesh.Trimesh(space.model_to_metres(v.numpy()), res.faces.numpy(), process=False).export(args.out)
+    export_mesh(trimesh.Trimesh(space.model_to_metres(v.numpy()), res.faces.numpy(), process=False), args.out)
     print(msg + f"; total {time.time() - t:.2f} s -> {args.out} (metres)")
 
 
@@ -234,11 +479,11 @@ def cmd_fit(args) -> None:
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: this torch build sees no CUDA device (torch {torch.__version__})")
+    frames = slice(0, args.frames) if args.frames else None
+    seq = depth.read_sequence(args.sequence, frames)  # bad input fails before the model loads
     m = checkpoint.load_model(args.checkpoint, args.device)
     if m.pose_decoder is None:
         raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt); train the pose stage first")
-    frames = slice(0, args.frames) if args.frames else None
-    seq = depth.read_sequence(args.sequence, frames)
     cfg = fit.SCHEDULES[args.schedule].config()
     for flag in ["no_temporal", "no_icp", "no_translation"]:
         if getattr(args, flag):
@@ -288,7 +533,7 @@ def cmd_eval(args) -> None:
 def cmd_semantics(args) -> None:
     import torch
 
-    from . import layout, semantics
+    from . import semantics
     from .models import checkpoint
 
     torch.set_num_threads(args.threads)
@@ -321,103 +566,125 @@ def cmd_semantics(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="npms", description="Neural Parametric Models of human bodies")
+    p = _Parser(prog="npms", description="Neural Parametric Models of human bodies",
+                epilog="Bad input ends in one line 'npms: error: ...' and exit status 2. Output files are written "
+                       "atomically (temp + rename) and missing folders on their path are created.")
     sub = p.add_subparsers(dest="command", required=True)
+    threads_help = f"CPU threads, 1..{MAX_THREADS} (default 2)"
+    made = "; missing folders on the way are created"
+    res_help = f"marching-cubes cells per axis, 8..{MAX_RESOLUTION}"
 
     data = sub.add_parser("data", help="build training data, write depth sequences").add_subparsers(dest="what", required=True)
     b = data.add_parser("build", help="build the training set into the cache (no-op if built)")
-    b.add_argument("--config", help="data config YAML (default: built-in defaults = configs/body.yaml)")
-    b.add_argument("--cache", help="cache root (default: $NPM_CACHE_DIR or ~/.cache/npm_explorer)")
-    b.add_argument("--workers", type=int, default=2)
+    _path_arg(b, "--config", existing_file, help="data config YAML (default: built-in defaults = configs/body.yaml)")
+    _path_arg(b, "--cache", folder_out, help="cache root (default: $NPM_CACHE_DIR or ~/.cache/npm_explorer)")
+    b.add_argument("--workers", type=int_in(1, 256), default=2, help="worker processes, 1..256 (default 2)")
     b.set_defaults(fn=cmd_data_build)
     s = data.add_parser("sequence", help="render a depth sequence (+ gt meshes) of an identity doing a motion")
     s.add_argument("--identity", required=True, help="identity id, e.g. s0-00003")
-    s.add_argument("--motion", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--config")
-    s.add_argument("--width", type=int, default=320)
-    s.add_argument("--height", type=int, default=240)
-    s.add_argument("--distance", type=float, default=2.8, help="camera distance from the subject, metres")
-    s.add_argument("--frames", type=int, default=None)
+    s.add_argument("--motion", required=True, help="e.g. walk, kick, wave")
+    _path_arg(s, "--out", dir_out(), required=True, help="new or empty folder to write" + made)
+    _path_arg(s, "--config", existing_file, help="data config YAML that defines the identities")
+    s.add_argument("--width", type=int_in(8, MAX_IMAGE_SIDE), default=320, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
+    s.add_argument("--height", type=int_in(8, MAX_IMAGE_SIDE), default=240, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
+    s.add_argument("--distance", type=float_in(0, 60, above=True, note=" (16-bit depth PNGs hold up to 65.5 m)"),
+                   default=2.8, help="camera distance from the subject, metres, up to 60 (default 2.8)")
+    s.add_argument("--frames", type=int_in(1, MAX_SEQUENCE_FRAMES), default=None,
+                   help=f"1..{MAX_SEQUENCE_FRAMES} (default: the motion's length; more frames repeat it)")
     s.add_argument("--compact", action="store_true", help="gt meshes as one gt/meshes.npz (float16) instead of PLYs")
     s.set_defaults(fn=cmd_data_sequence)
     im = data.add_parser("import-depth", help="a folder of 16-bit depth PNGs or .npy frames -> a depth sequence")
     im.add_argument("src", help="folder of depth frames (file-name order)")
-    im.add_argument("--out", required=True, help="sequence directory to write (must not exist or be empty)")
-    for k in ["fx", "fy", "cx", "cy"]:
-        im.add_argument(f"--{k}", type=float, required=True, help="intrinsics, pixels")
-    im.add_argument("--depth-scale", type=float, default=1000.0, help="raw units per metre (PNG, integer .npy)")
+    im.add_argument("--out", required=True, help="sequence directory to write (must not exist or be empty)" + made)
+    for k in ["fx", "fy"]:
+        im.add_argument(f"--{k}", type=float_in(0, above=True), required=True, help="focal length, pixels")
+    for k in ["cx", "cy"]:
+        im.add_argument(f"--{k}", type=float_in(0), required=True, help="principal point, pixels")
+    im.add_argument("--depth-scale", type=float_in(0, above=True), default=1000.0,
+                    help="raw units per metre (PNG, integer .npy)")
     im.add_argument("--masks", help="folder of mask PNGs named like the frames, nonzero = subject")
     im.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="the subject's pixel box")
-    im.add_argument("--up", default="auto", help="auto (the floor's normal, else the camera's -y) or x,y,z in the camera frame")
-    im.add_argument("--fps", type=float, default=30.0)
+    im.add_argument("--up", type=up_vector, default="auto",
+                    help="auto (the floor's normal, else the camera's -y) or x,y,z in the camera frame")
+    im.add_argument("--fps", type=float_in(0, above=True), default=30.0)
     im.set_defaults(fn=cmd_data_import_depth)
     t = sub.add_parser("train", help="train the shape or pose stage (resumes if interrupted)")
     t.add_argument("stage", choices=["shape", "pose"])
-    t.add_argument("--out", required=True, help="checkpoint directory, e.g. checkpoints/body-v1")
-    t.add_argument("--config", help="YAML with sections preset/data/shape/pose (e.g. configs/train_fast.yaml)")
+    _path_arg(t, "--out", dir_out("checkpoint", _is_checkpoint_in_progress), required=True,
+              help="checkpoint directory, e.g. checkpoints/body-v1 (new, empty, or a checkpoint to resume)" + made)
+    _path_arg(t, "--config", existing_file, help="YAML with sections preset/data/shape/pose (e.g. configs/train_fast.yaml)")
     t.add_argument("--preset", choices=["fast", "paper"], help="overrides the config's preset")
-    t.add_argument("--cache", help="data cache root")
-    t.add_argument("--threads", type=int, default=2)
+    _path_arg(t, "--cache", folder_out, help="data cache root")
+    t.add_argument("--threads", type=threads, default=2, help=threads_help)
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("eval-model", help="held-out identities (IoU, Chamfer-L2) and poses (vertex error)")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--identities", type=int, default=16, help="identities per split")
-    e.add_argument("--frames", type=int, default=200, help="held-out frames")
-    e.add_argument("--resolution", type=int, default=256)
-    e.add_argument("--iou-points", type=int, default=1_000_000)
-    e.add_argument("--cache")
-    e.add_argument("--json", help="write all numbers here")
-    e.add_argument("--threads", type=int, default=2)
+    _path_arg(e, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    e.add_argument("--identities", type=positive_int, default=16, help="identities per split (default 16)")
+    e.add_argument("--frames", type=positive_int, default=200, help="held-out frames (default 200)")
+    e.add_argument("--resolution", type=resolution, default=256, help=res_help + " (default 256)")
+    e.add_argument("--iou-points", type=int_in(1000, MAX_IOU_POINTS), default=1_000_000,
+                   help=f"IoU sample points, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)")
+    _path_arg(e, "--cache", existing_dir, help="data cache root")
+    _path_arg(e, "--json", file_out, help="write all numbers here (JSON)" + made)
+    e.add_argument("--threads", type=threads, default=2, help=threads_help)
     e.set_defaults(fn=cmd_eval_model)
-    x = sub.add_parser("extract", help="mesh of a training shape code (optionally posed) to .ply/.obj")
-    x.add_argument("--checkpoint", required=True)
-    x.add_argument("--shape", type=int, required=True, help="index of a training shape code")
-    x.add_argument("--pose", type=int, help="index of a training pose code")
-    x.add_argument("--resolution", type=int, default=256)
-    x.add_argument("--out", required=True)
-    x.add_argument("--threads", type=int, default=2)
+    x = sub.add_parser("extract", help=f"mesh of a training shape code (optionally posed) to {'/'.join(MESH_SUFFIXES)}")
+    _path_arg(x, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    x.add_argument("--shape", type=index, required=True, help="index of a training shape code")
+    x.add_argument("--pose", type=index, help="index of a training pose code")
+    x.add_argument("--resolution", type=resolution, default=256, help=res_help + " (default 256)")
+    _path_arg(x, "--out", file_out, type=mesh_path, required=True,
+              help=f"mesh file, metres; format by suffix: {' '.join(MESH_SUFFIXES)}" + made)
+    x.add_argument("--threads", type=threads, default=2, help=threads_help)
     x.set_defaults(fn=cmd_extract)
     f = sub.add_parser("fit", help="fit shape + per-frame pose codes to a depth sequence")
-    f.add_argument("--checkpoint", required=True)
-    f.add_argument("--sequence", required=True)
-    f.add_argument("--out", required=True)
+    _path_arg(f, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    _path_arg(f, "--sequence", sequence_dir, required=True, help="depth-sequence folder (camera.json, depth/)")
+    _path_arg(f, "--out", dir_out("fit result", layout.is_fit), required=True,
+              help="new or empty folder, or an earlier fit result (replaced when the new one is complete)" + made)
     f.add_argument("--schedule", choices=["fast", "paper"], default="fast")
-    f.add_argument("--frames", type=int, help="only the first N frames")
-    f.add_argument("--iterations", type=int, help="paper schedule: override the iteration count")
-    f.add_argument("--resolution", type=int, help="output mesh resolution (default: the schedule's)")
+    f.add_argument("--frames", type=positive_int, help="only the first N frames")
+    f.add_argument("--iterations", type=positive_int, help="paper schedule: override the iteration count")
+    f.add_argument("--resolution", type=resolution, help=res_help + " of the output meshes (default: the schedule's)")
     f.add_argument("--compact", action="store_true", help="posed meshes as one meshes.npz (float16) instead of PLYs")
     f.add_argument("--no-temporal", action="store_true")
     f.add_argument("--no-icp", action="store_true")
     f.add_argument("--no-translation", action="store_true")
-    f.add_argument("--threads", type=int, default=2)
-    f.add_argument("--device", default="cpu", help="where the decoders run (cpu, cuda); depth queries stay on the CPU")
+    f.add_argument("--threads", type=threads, default=2, help=threads_help)
+    f.add_argument("--device", type=device, default="cpu",
+                   help="where the decoders run (cpu, cuda, cuda:N); depth queries stay on the CPU")
     f.set_defaults(fn=cmd_fit)
     v = sub.add_parser("eval", help="IoU, Chamfer-L2, EPE of a fit against the sequence's gt meshes")
-    v.add_argument("--fit", required=True)
-    v.add_argument("--sequence", required=True)
-    v.add_argument("--iou-points", type=int, default=1_000_000)
-    v.add_argument("--json")
+    _path_arg(v, "--fit", fit_dir, required=True, help="fit-result folder, as `npms fit` writes")
+    _path_arg(v, "--sequence", sequence_dir, required=True, help="the fitted depth sequence, with gt/ meshes")
+    v.add_argument("--iou-points", type=int_in(1000, MAX_IOU_POINTS), default=1_000_000,
+                   help=f"IoU sample points per frame, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)")
+    _path_arg(v, "--json", file_out, help="write all numbers here (JSON)" + made)
     v.set_defaults(fn=cmd_eval)
     se = sub.add_parser("semantics", help="phenotype/joint-angle maps and PCA of a checkpoint's codes")
-    se.add_argument("--checkpoint", required=True)
-    se.add_argument("--ridge", type=float, default=1e-2)
+    _path_arg(se, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    se.add_argument("--ridge", type=float_in(0), default=1e-2, help="ridge penalty of the linear maps, >= 0 (default 0.01)")
     se.add_argument("--shape-map", choices=["linear", "mlp"], default="mlp", help="phenotypes -> shape code")
     se.add_argument("--pose-map", choices=["linear", "mlp"], default="mlp", help="joint angles -> pose code")
     se.add_argument("--no-refine", action="store_true",
                     help="skip training the MLP maps through the frozen decoders on fresh bodies (the slow part: ~25 min on 2 cores)")
-    se.add_argument("--threads", type=int, default=2)
+    se.add_argument("--threads", type=threads, default=2, help=threads_help)
     se.set_defaults(fn=cmd_semantics)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run `npms` with argv (default sys.argv[1:]); returns the exit status (0, 2 on bad input, 130 on Ctrl-C)."""
     try:
+        args = build_parser().parse_args(argv)
+        check_paths(args)
         args.fn(args)
-    except (ValueError, FileNotFoundError) as e:  # ConfigError, SequenceError, CheckpointError are ValueErrors
-        print(f"npms: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, MemoryError) as e:  # UsageError, ConfigError, SequenceError, CheckpointError, ...
+        print(f"npms: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("npms: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
