@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from npm_core import bodies, cli, semantics
+from npm_core import bodies, cli, layout, semantics
 from npm_core.models import checkpoint
 
 
@@ -65,7 +65,7 @@ def test_semantics_of_a_checkpoint_roundtrip(tiny_model, capsys):
     ck, _ = tiny_model
     assert cli.main(["semantics", "--checkpoint", str(ck), "--no-refine"]) == 0
     assert "R^2" in capsys.readouterr().out
-    sem = semantics.load(checkpoint.semantics_path(ck))
+    sem = semantics.load(layout.checkpoint_semantics_path(ck))
     m = checkpoint.load_model(ck)
     ph = np.array([[l["phenotypes"][k] for k in bodies.PHENOTYPES] for l in m.meta["shape"]["codes"]])
     codes = sem.shape_code(ph)
