@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import layout
+from .atomic import atomic_path, write_text_atomic
 
 
 def _bar(desc: str, total: int):
@@ -383,7 +382,6 @@ def _progress_bar(desc):
 def _write_json(path, data) -> None:
     import json
 
-    from .config import write_text_atomic
 
     write_text_atomic(Path(path), json.dumps(data, indent=1))
 
@@ -422,18 +420,9 @@ def cmd_eval_model(args) -> None:
 
 
 def export_mesh(mesh, path) -> None:
-    """Write a trimesh mesh atomically (temp file with the same suffix, then rename); format by suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    """Write a trimesh mesh atomically; the format follows the suffix."""
+    with atomic_path(path) as tmp:
         mesh.export(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_extract(args) -> None:

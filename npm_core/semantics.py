@@ -350,8 +350,7 @@ def _train_map(m: MLPMap, inputs: np.ndarray, loss_fn, n_points: int, steps: int
 
 
 def save(sem: Semantics, path) -> None:
-    import os
-    from pathlib import Path
+    from .atomic import atomic_path
 
     arrays = {}
     for name in ["phenotype_to_shape", "shape_to_phenotype", "angles_to_pose", "shape_pca", "pose_pca"]:
@@ -363,10 +362,8 @@ def save(sem: Semantics, path) -> None:
     arrays["phenotype_range"] = sem.phenotype_range
     if sem.angle_range is not None:
         arrays["angle_range"] = sem.angle_range
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load(path) -> Semantics:

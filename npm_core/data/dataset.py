@@ -25,7 +25,8 @@ import torch
 import yaml
 
 from .. import bodies, layout
-from ..config import DataConfig, save, write_text_atomic
+from ..atomic import write_text_atomic
+from ..config import DataConfig, save
 from .flow import flow_sample_set
 from .samples import FlowSamples, ShapeSamples
 from .sdf import sdf_samples

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ import torch
 import yaml
 
 from .. import layout
-from ..config import ConfigError, from_dict, to_dict, write_text_atomic
+from ..atomic import atomic_path, write_text_atomic
+from ..config import ConfigError, from_dict, to_dict
 from ..layout import CheckpointError
 from .decoders import ModelConfig, PoseDecoder, ShapeDecoder
 
@@ -40,19 +40,11 @@ __all__ = ["CheckpointError", "LoadedModel", "load_codes", "load_model", "load_m
 
 
 def torch_save_atomic(obj: Any, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through a temp file and fsync, so a killed run keeps the previous file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def torch_load(path: Path, what: str) -> dict:
