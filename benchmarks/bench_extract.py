@@ -1,12 +1,15 @@
 """Mesh extraction benchmark: ours (torch marching cubes, narrow band) vs reference (skimage, dense).
 
 Prints markdown tables in one run:
-  1. dense marching cubes, ours vs skimage (method='lorensen'), 64^3 / 128^3 / 256^3;
-  2. narrow-band decoder evaluations as % of dense (N+1)^3 at N = 128, 256;
+  1. dense marching cubes, ours vs skimage (method='lorensen'), 64^3 / 128^3 / 256^3, and
+     whether the triangles are the same (positions within 2 float32 steps, same winding);
+  2. narrow band: decoder evaluations as % of dense (N+1)^3 and time at N = 128, 256, L = 1, 2;
   3. end-to-end extraction time, ours (narrow band + torch MC) vs reference (dense + skimage).
-Decoders: the analytic capsule body, a stand-in network (body SDF + 0.01 tanh(MLP 6x256 on a
-positional encoding), random weights: a trained checkpoint's size and cost, roughly an SDF),
-and a checkpoint's shape decoder with --checkpoint DIR (when npm_core.models can load one).
+Decoders: the analytic capsule body, a field 3x steeper than an SDF with a small sphere centred
+in a first-lattice block (the case the narrow band's centre probes are for), a stand-in network
+(body SDF + 0.01 tanh(MLP 6x256 on a positional encoding), random weights: a trained
+checkpoint's size and cost, roughly an SDF), and a checkpoint's shape decoder with
+--checkpoint DIR.
 
     python benchmarks/bench_extract.py [--checkpoint DIR --index 0] [--full] [--device cuda] [--out FILE]
 
@@ -21,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes as sk_marching_cubes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,20 +66,27 @@ class StandIn(torch.nn.Module):
         return analytic.body(x) + 0.01 * torch.tanh(self.mlp(self._pe(x))).squeeze(-1)
 
 
-def load_shape_fn(checkpoint_dir, index=0, device="cpu"):
-    """Shape decoder of training shape `index` in a checkpoint, as points [K, 3] -> SDF [K].
+def steep_with_small_part(x):
+    """x: [N, 3] -> [N]: 3 * min(sphere r 0.2, sphere r 0.03 at (0.3125,) * 3), a first-lattice block centre at N = 128."""
+    return 3.0 * torch.minimum(analytic.sphere(x, (0.0, 0.0, 0.0), 0.2), analytic.sphere(x, (0.3125,) * 3, 0.03))
 
-    Imports npm_core.models lazily; returns None (with the reason) while that module offers
-    no `load_shape_fn(checkpoint_dir, index)` yet.
-    """
-    try:
-        from npm_core import models
-    except ImportError as e:
-        return None, f"npm_core.models not importable ({e})"
-    loader = getattr(models, "load_shape_fn", None)
-    if loader is None:
-        return None, "npm_core.models has no load_shape_fn(checkpoint_dir, index) yet"
-    return loader(checkpoint_dir, index, device), ""
+
+def same_triangles(v, f, sv, sf) -> bool:
+    """Ours (torch) vs skimage's (numpy): same vertex positions within 2 float32 steps of
+    max(1, |x|), same faces with the same winding, in any order."""
+    if v.shape != sv.shape or f.shape != sf.shape:
+        return False
+    v, f = v.cpu().numpy(), f.cpu().numpy()
+    nearest = cKDTree(sv).query(v)[1]
+    if (np.abs(v - sv[nearest]) > 2 * np.spacing(np.maximum(1.0, np.abs(sv[nearest])).astype(np.float32))).any():
+        return False
+
+    def canonical(faces):  # each face rotated to start at its smallest index, rows sorted
+        r = np.argmin(faces, axis=1)[:, None]
+        faces = np.take_along_axis(faces, (r + np.arange(3)) % 3, axis=1)
+        return faces[np.lexsort(faces.T[::-1])]
+
+    return np.array_equal(canonical(nearest[f]), canonical(np.asarray(sf, np.int64)))
 
 
 DEVICE = torch.device("cpu")
@@ -154,7 +167,8 @@ def main():
     command = "python " + " ".join(["benchmarks/bench_extract.py"] + sys.argv[1:])
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
     lines = [f"`{command}`", "",
-             f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {where}; medians of {args.repeats} runs", ""]
+             f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {where}; medians of {args.repeats} runs; "
+             f"load average {os.getloadavg()[0]:.1f} at the start", ""]
 
     def emit(s=""):
         print(s, flush=True)
@@ -162,46 +176,47 @@ def main():
 
     emit("## Dense marching cubes (capsule body SDF grid), ours vs skimage lorensen")
     emit()
-    emit("| grid | ours ms | skimage ms | speed-up | same verts/faces |")
+    emit("| grid | ours ms | skimage ms | speed-up | same triangles |")
     emit("|---|---|---|---|---|")
     for n in (64, 128, 256):
         values = grid(analytic.body, n - 1)  # n^3 nodes
         host = values.cpu().numpy()
         v, f = marching_cubes_dense(values)
         sv, sf, _, _ = sk_marching_cubes(host, 0.0, method="lorensen")
-        same = v.shape == sv.shape and f.shape == sf.shape
-        ours = median_ms(lambda: marching_cubes_dense(values), args.repeats)
-        ref = median_ms(lambda: sk_marching_cubes(host, 0.0, method="lorensen"), max(3, args.repeats // 2))
+        same = same_triangles(v, f, sv, sf)
+        ours = median_ms(lambda values=values: marching_cubes_dense(values), args.repeats)
+        ref = median_ms(lambda host=host: sk_marching_cubes(host, 0.0, method="lorensen"), max(3, args.repeats // 2))
         emit(f"| {n}^3 | {ours:.1f} | {ref:.1f} | {ref / ours:.2f}x | {same} |")
 
     decoders = [
         ("capsule body (analytic)", analytic.body),
+        ("3 x (sphere + small sphere) (analytic)", steep_with_small_part),
         ("stand-in 6x256 MLP + PE (random, not trained)", StandIn().eval().to(DEVICE)),
     ]
     if args.checkpoint:
-        fn, why = load_shape_fn(args.checkpoint, args.index, DEVICE)
-        if fn is None:
-            emit()
-            emit(f"checkpoint rows skipped: {why}")
-        else:
-            decoders.append((f"checkpoint {Path(args.checkpoint).name} shape {args.index}", fn))
+        from npm_core.models import load_shape_fn
+
+        decoders.append((f"checkpoint {Path(args.checkpoint).name} shape {args.index}",
+                         load_shape_fn(args.checkpoint, args.index, DEVICE)))
 
     emit()
-    emit("## Narrow band: decoder evaluations as % of dense (N+1)^3 (same faces as dense, vertices within 1e-6)")
+    emit("## Narrow band: decoder evaluations as % of dense (N+1)^3, time (identical: same faces as dense, "
+         "vertices within 1e-6)")
     emit()
-    emit("| decoder | max grad norm | N | L | method | evaluations | % of dense | identical to dense |")
-    emit("|---|---|---|---|---|---|---|---|")
+    emit("| decoder | max grad norm | N | L | method | evaluations | % of dense | ours s | identical to dense |")
+    emit("|---|---|---|---|---|---|---|---|---|")
     for name, fn in decoders:
         lip = max_grad_norm(fn)
         for n in (128, 256):
             dense = extract_dense(fn, n, device=DEVICE) if n == 128 else None
             for L in (1.0, DEFAULT_LIPSCHITZ):
-                r = extract(fn, n, lipschitz=L, device=DEVICE)
+                r, seconds = min((timed(lambda fn=fn, n=n, L=L: extract(fn, n, lipschitz=L, device=DEVICE)) for _ in range(2)),
+                                 key=lambda rs: rs[1])
                 same = "-"
                 if dense is not None:
                     same = torch.equal(r.faces, dense.faces) and torch.allclose(r.vertices, dense.vertices, rtol=0, atol=1e-6)
                 emit(f"| {name} | {lip:.2f} | {n} | {L:g} | {r.method} | {r.n_evaluations} | "
-                     f"{100 * r.n_evaluations / (n + 1) ** 3:.2f}% | {same} |")
+                     f"{100 * r.n_evaluations / (n + 1) ** 3:.2f}% | {seconds:.2f} | {same} |")
 
     emit()
     emit(f"## End to end: ours (narrow band L={DEFAULT_LIPSCHITZ:g} + torch MC) vs reference (dense eval + skimage)")
@@ -211,8 +226,8 @@ def main():
     for name, fn in decoders:
         measured = None
         for n in (128, 256):
-            ours = min(timed(lambda: extract(fn, n, device=DEVICE))[1] for _ in range(2))
-            slow = not isinstance(fn, type(analytic.body)) and n > 128 and not args.full
+            ours = min(timed(lambda fn=fn, n=n: extract(fn, n, device=DEVICE))[1] for _ in range(2))
+            slow = fn not in (analytic.body, steep_with_small_part) and n > 128 and not args.full  # a network
             ref, t_eval, note = reference_extract(fn, n, measured if slow else None)
             measured = measured or (n, t_eval)
             emit(f"| {name} | {n} | {ours:.2f} | {ref:.2f}{note} | {ref / ours:.1f}x |")

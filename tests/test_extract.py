@@ -66,22 +66,56 @@ def test_narrow_equals_dense_at_128_and_few_evaluations():
     assert narrow.n_evaluations < 0.08 * dense.n_evaluations
 
 
-def test_guard_falls_back_and_still_equals_dense(caplog):
-    dense = extract_dense(analytic.body, 32)
-    with caplog.at_level(logging.WARNING, logger="npm_core.mesh.extract"):
-        result = extract(analytic.body, 32, lipschitz=0.02)
-    assert result.method == "dense" and same_mesh(result, dense)
-    assert result.n_evaluations > dense.n_evaluations
-    assert "falling back to dense" in caplog.text
+def steep_with_small_part(x):
+    """3 x an SDF: a sphere r 0.2 and a sphere r 0.03 centred on a block of the first lattice at
+    N = 128 (8 blocks per axis, centres at -0.4375 + k 0.125), farthest from its corners."""
+    return 3.0 * torch.minimum(analytic.sphere(x, (0.0, 0.0, 0.0), 0.2), analytic.sphere(x, (0.3125,) * 3, 0.03))
 
 
-def test_guard_retries_with_twice_l(caplog):
-    # L = 0.45 drops a block holding surface at N = 32; 2L = 0.9 is still enough for this SDF
-    dense = extract_dense(analytic.body, 32)
+@pytest.mark.parametrize("lipschitz", [1.0, 2.0])
+def test_small_part_of_a_field_steeper_than_l_is_kept(lipschitz):
+    # the corners of the small sphere's block are all farther from the level than L * half-diagonal
+    # (3 * (0.108 - 0.03) = 0.235 > 2 * 0.108): the corners alone would drop the block, losing
+    # the whole small sphere without an open edge; its centre sample is inside the sphere
+    half_diag = 0.125 * 3**0.5 / 2
+    corners = torch.tensor([[0.25 + 0.125 * (k & 1), 0.25 + 0.125 * (k >> 1 & 1), 0.25 + 0.125 * (k >> 2 & 1)]
+                            for k in range(8)])
+    assert steep_with_small_part(corners).min() > 2.0 * half_diag
+    dense = extract_dense(steep_with_small_part, 128)
+    narrow = extract(steep_with_small_part, 128, lipschitz=lipschitz)
+    assert narrow.method == "narrow" and same_mesh(narrow, dense)
+    small = (narrow.vertices - 0.3125).norm(dim=1) < 0.04
+    assert small.sum() > 100  # the small sphere is there
+
+
+def test_small_part_steep_only_near_itself_is_kept():
+    # 1-Lipschitz everywhere but around the small sphere: only that block's own samples show it
+    def field(x):
+        return torch.minimum(analytic.sphere(x, (0.0, 0.0, 0.0), 0.2), 3.0 * analytic.sphere(x, (0.3125,) * 3, 0.03))
+
+    assert same_mesh(extract(field, 128, lipschitz=1.0), extract_dense(field, 128))
+
+
+def thin_steep_rod(x_end):
+    """A sphere r 0.2 and a rod 20x steeper than an SDF, radius 0.025 out to x_end, placed between the
+    samples of the N = 32 narrow band (its nearest samples see only the sphere's 1-Lipschitz field),
+    so a small L cuts the rod: the mesh comes out open."""
+    h = 1 / 32
+    a, b = torch.tensor([[0.1, 0.5 * h, 2.5 * h]]), torch.tensor([[x_end, 0.5 * h, 2.5 * h]])
+    return lambda x: torch.minimum(analytic.sphere(x, (0, 0, 0), 0.2),
+                                   20.0 * analytic.capsules(x, a, b, torch.tensor([0.025])))
+
+
+@pytest.mark.parametrize("lipschitz, method, message", [(1.0, "narrow-2L", "open edges"),
+                                                       (0.5, "dense", "falling back to dense")])
+def test_guard_retries_with_twice_l_then_dense(caplog, lipschitz, method, message):
+    field = thin_steep_rod(0.45)
+    dense = extract_dense(field, 32)
     with caplog.at_level(logging.WARNING, logger="npm_core.mesh.extract"):
-        result = extract(analytic.body, 32, lipschitz=0.45)
-    assert same_mesh(result, dense)
-    assert result.method == "narrow-2L" and "open edges" in caplog.text
+        result = extract(field, 32, lipschitz=lipschitz)
+    assert result.method == method and same_mesh(result, dense)
+    assert message in caplog.text
+    assert method != "dense" or result.n_evaluations > dense.n_evaluations
 
 
 def test_resolution_must_be_power_of_two_multiple():

@@ -1,4 +1,5 @@
-"""Mesh extraction: torch marching cubes (any device) and exact narrow-band extraction from SDF decoders.
+"""Mesh extraction: torch marching cubes (any device) and narrow-band extraction from SDF decoders
+(equal to dense extraction for an L-Lipschitz field).
 
 Never imports the viewer; decoders arrive as plain callables points [N, 3] -> SDF [N].
 """

@@ -2,27 +2,29 @@
 
 Grid: resolution N = cells per axis; nodes (N + 1)^3 cover the cube [-bound, bound]^3, node
 (i, j, k) at -bound + (i, j, k) * 2 bound / N (model units, canonical frame). The narrow band
-starts on a coarse lattice of `coarse` cells per axis (N / coarse a power of two), keeps a
-block while min |f - level| over its 8 corners <= L * half-diagonal (f L-Lipschitz => a block
-holding a zero is never dropped: every point of a block is within a half-diagonal of a
-corner), splits kept blocks, evaluates only the 19 new nodes per kept block (deduplicated
-across blocks), and runs sparse marching cubes on the surviving finest cells. Node values
-are bit-identical to dense evaluation, so the mesh equals extract_dense's exactly whenever
-f is L-Lipschitz.
+starts on a coarse lattice of `coarse` cells per axis (N / coarse a power of two). Each block
+is probed at its centre and kept while one of its 9 samples (8 corners + centre) is within
+L' * half-diagonal of the level, or the samples lie on both sides of it; L' = max(L, the
+block's own slope max_k |f(centre) - f(corner k)| / half-diagonal). Kept blocks are split
+(their 18 other new nodes evaluated, deduplicated across blocks) down to single cells, and
+sparse marching cubes runs on those. Node values are bit-identical to dense evaluation, so:
+- f L-Lipschitz => the mesh equals extract_dense's exactly (every point of a block is within
+  a half-diagonal of its centre, so a dropped block holds no zero);
+- f steeper than L: L' follows the steepness where a block's own samples show it, and a
+  block with samples on both sides of the level is always kept; so a small steep part is
+  kept when it covers a sample or comes within L' * half-diagonal (in value) of one
+  (tests/test_extract.py: 3 * min(sphere r 0.2, sphere r 0.03 at a coarse block's centre)
+  at L = 1 and 2 equals dense). A part lying wholly between the samples of the blocks
+  around it, farther than that from all of them, can still be missed.
+Guard: a narrow mesh with open edges inside the cube (part of a surface dropped) means L was
+too small: re-run with 2L, then fall back to dense; logged. A missing closed part leaves no
+open edge: the centre probes are the guard for that.
 
-Guard: a narrow mesh with open edges inside the cube (or no mesh although the coarse lattice
-changes sign) means L was too small: re-run with 2L, then fall back to dense; logged.
-
-Choosing L (default DEFAULT_LIPSCHITZ = 2.0), measured with benchmarks/bench_extract.py: a
-true SDF needs L = 1. A neural SDF trained on clamped losses is only roughly 1-Lipschitz; on
-two stand-ins (largest |grad f| over 200k
-uniform + near-surface points): the benchmark's body SDF + 0.01 tanh(6x256 MLP on a 4-octave
-positional encoding) 1.50, the tests' body SDF + 0.03 tanh(sin-MLP) 1.20. Cost of L on the
-capsule body, evaluations as % of dense (N+1)^3: N=128: L=1 2.61%, L=2 3.90%; N=256: L=1
-1.29%, L=2 1.92% (stand-in: 2.97 / 4.45% and 1.50 / 2.20%); meshes identical to dense
-where checked (N=128). L = 2 costs ~1.5x the evaluations of L = 1 (still ~2-4% of dense)
-and covers gradients up to 2; the guard (2L, then dense) covers the rest. Re-measure on trained
-checkpoints (bench_extract.py --checkpoint) and lower L if their gradients allow.
+Choosing L (default DEFAULT_LIPSCHITZ = 2.0): a true SDF needs L = 1. A decoder trained on
+clamped losses is about 1-Lipschitz near its surface but steeper away from it (where the loss
+does not see it); the per-block slope takes over there. The probes cost one evaluation per
+dropped block; figures for L = 1 and 2 on the shipped checkpoint in
+benchmarks/results/extract_cpu.md (benchmarks/bench_extract.py).
 
 Must not: know how the decoder is built (decoder_fn is any callable points -> sdf; a shape
 model precomputes its code part itself), import the viewer, or draw.
@@ -33,8 +35,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -105,8 +107,14 @@ def open_edge_count(verts_grid: torch.Tensor, faces: torch.Tensor, resolution: i
 
 
 def _narrow(decoder_fn, resolution, bound, lipschitz, chunk, device, coarse, level):
-    """One narrow-band pass. Returns (verts_grid [V,3], faces [F,3], n_evaluations, suspicious)."""
+    """One narrow-band pass. Returns (verts_grid [V,3], faces [F,3], n_evaluations).
+
+    Each candidate block is probed at its centre (a node that its split needs anyway) and kept
+    when one of its 9 samples (8 corners, centre) is within L' * half-diagonal of the level or
+    they lie on both sides of it, L' = max(L, the block's measured slope max_k |f(centre) -
+    f(corner k)| / half-diagonal)."""
     n_nodes = resolution + 1
+    h = 2.0 * bound / resolution
     size = resolution // coarse
     offsets8 = torch.as_tensor(NATURAL_OFFSETS, device=device)  # [8, 3]
     g = torch.arange(coarse + 1, device=device) * size
@@ -114,7 +122,6 @@ def _narrow(decoder_fn, resolution, bound, lipschitz, chunk, device, coarse, lev
     values = _evaluate(decoder_fn, _node_points(nodes, resolution, bound), chunk)
     values = values.view(coarse + 1, coarse + 1, coarse + 1)
     n_eval = nodes.shape[0]
-    changes_sign = bool((values > level).any() and (values <= level).any())
     c = torch.arange(coarse, device=device)
     blocks = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)  # coarse units
     corner_values = values[tuple((blocks.unsqueeze(1) + offsets8).unbind(-1))]  # [B, 8]
@@ -125,16 +132,23 @@ def _narrow(decoder_fn, resolution, bound, lipschitz, chunk, device, coarse, lev
     strides = torch.tensor([1, 3, 9], device=device)  # (x * strides).sum(-1): CUDA has no integer matmul
     idx27 = (a27 * strides).sum(-1)
     is_corner = (a27 % 2 == 0).all(1)
+    centre_slot = 13  # a = (1, 1, 1)
     corner_slot = (offsets8 * 2 * strides).sum(-1)  # [8] slot of parent corner k
-    new_slots = idx27[~is_corner]  # [19]
+    edge_face = ~is_corner & (idx27 != centre_slot)
+    new_slots = idx27[edge_face]  # [18] edge midpoints and face centres
     # [8 child, 8 corner] slot of child c's corner k
     child_corner_slot = ((offsets8[:, None, :] + offsets8[None, :, :]) * strides).sum(-1)
     while size > 1:
-        half_diag = size * (2.0 * bound / resolution) * math.sqrt(3.0) / 2.0
-        keep = (corner_values - level).abs().min(dim=1).values <= lipschitz * half_diag
-        blocks, corner_values = blocks[keep], corner_values[keep]
         half = size // 2
-        new_nodes = blocks.unsqueeze(1) + a27[~is_corner] * half  # [K, 19, 3]
+        half_diag = size * h * math.sqrt(3.0) / 2.0
+        centre = _evaluate(decoder_fn, _node_points(blocks + half, resolution, bound), chunk)
+        n_eval += centre.shape[0]
+        samples = torch.cat([corner_values, centre[:, None]], 1) - level  # [B, 9]
+        slope = (corner_values - centre[:, None]).abs().max(dim=1).values / half_diag
+        reach = slope.clamp(min=lipschitz) * half_diag
+        keep = (samples.abs().min(dim=1).values <= reach) | ((samples > 0).any(1) & (samples <= 0).any(1))
+        blocks, corner_values, centre = blocks[keep], corner_values[keep], centre[keep]
+        new_nodes = blocks.unsqueeze(1) + a27[edge_face] * half  # [K, 18, 3]
         ids = (new_nodes[..., 0] * n_nodes + new_nodes[..., 1]) * n_nodes + new_nodes[..., 2]
         uniq, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
         ijk = torch.stack([uniq // (n_nodes * n_nodes), (uniq // n_nodes) % n_nodes, uniq % n_nodes], 1)
@@ -142,13 +156,13 @@ def _narrow(decoder_fn, resolution, bound, lipschitz, chunk, device, coarse, lev
         n_eval += uniq.shape[0]
         v27 = torch.empty(blocks.shape[0], 27, device=device)
         v27[:, corner_slot] = corner_values
-        v27[:, new_slots] = new_values[inverse].view(-1, 19)
+        v27[:, centre_slot] = centre
+        v27[:, new_slots] = new_values[inverse].view(-1, 18)
         blocks = (blocks.unsqueeze(1) + offsets8 * half).reshape(-1, 3)
         corner_values = v27[:, child_corner_slot].reshape(-1, 8)
         size = half
     verts, faces = marching_cubes_sparse(blocks, corner_values, (n_nodes,) * 3, level)
-    suspicious = open_edge_count(verts, faces, resolution) > 0 or (faces.shape[0] == 0 and changes_sign)
-    return verts, faces, n_eval, suspicious
+    return verts, faces, n_eval
 
 
 def extract_dense(decoder_fn: Decoder, resolution: int, bound: float = 0.5, chunk: int | None = None,
@@ -176,7 +190,8 @@ def extract_dense(decoder_fn: Decoder, resolution: int, bound: float = 0.5, chun
 
 def extract(decoder_fn: Decoder, resolution: int, bound: float = 0.5, lipschitz: float = DEFAULT_LIPSCHITZ,
             chunk: int | None = None, device=None, coarse: int | None = None, level: float = 0.0) -> ExtractResult:
-    """Narrow-band extraction, equal to extract_dense when decoder_fn is lipschitz-Lipschitz.
+    """Narrow-band extraction (module docstring), equal to extract_dense when decoder_fn is
+    lipschitz-Lipschitz.
 
     decoder_fn: points [K, 3] (model units, canonical, in [-bound, bound]^3) -> SDF [K].
     resolution: cells per axis N (nodes N + 1); coarse: cells per axis of the first lattice,
@@ -193,9 +208,9 @@ def extract(decoder_fn: Decoder, resolution: int, bound: float = 0.5, lipschitz:
     n_eval = 0
     with torch.inference_mode():
         for method, lip in (("narrow", lipschitz), ("narrow-2L", 2.0 * lipschitz)):
-            verts, faces, n, suspicious = _narrow(decoder_fn, resolution, bound, lip, chunk, device, coarse, level)
+            verts, faces, n = _narrow(decoder_fn, resolution, bound, lip, chunk, device, coarse, level)
             n_eval += n
-            if not suspicious:
+            if open_edge_count(verts, faces, resolution) == 0:
                 verts = _to_world(verts, resolution, bound)
                 return ExtractResult(verts, faces, n_eval, time.perf_counter() - t0, method, resolution, lip)
             log.warning("narrow band with L=%g left open edges at N=%d: L too small for this decoder", lip, resolution)
