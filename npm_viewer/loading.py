@@ -61,13 +61,18 @@ class ModelInfo:
 
 
 def _motions(info, pose_codes, labels) -> dict:
-    """motion -> pose rows in frame order; rows without a motion form the group 'unlabelled'."""
+    """motion -> pose rows, clip after clip (a clip: one identity's frames of the motion, in frame
+    order), so playing a motion's rows plays whole clips; rows without a motion form 'unlabelled'."""
     if pose_codes is None:
         return {}
-    motions = info.motions if labels else {}
+    motions, first = {}, {}
+    for motion, rows in (info.motions if labels else {}).items():
+        for i in rows:
+            first.setdefault((motion, labels[i].shape_index), i)
+        motions[motion] = sorted(rows, key=lambda i: (first[motion, labels[i].shape_index], labels[i].frame or 0, i))
     named = {i for rows in motions.values() for i in rows}
     rest = [i for i in range(len(pose_codes)) if i not in named]
-    return {**motions, "unlabelled": rest} if rest else dict(motions)
+    return {**motions, "unlabelled": rest} if rest else motions
 
 
 def _read_semantics(path):

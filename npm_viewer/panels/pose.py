@@ -137,5 +137,8 @@ def draw(viewer) -> None:
         if changed:
             show_motion_frame(viewer, k)
         psim.SameLine()
-        psim.TextDisabled(f"{st.frame % len(rows) + 1}/{len(rows)}")
+        k = st.frame % len(rows)
+        labels = m.info.pose_labels
+        who = f"  {labels[rows[k]].identity}" if len(labels) > rows[k] and labels[rows[k]].identity else ""
+        psim.TextDisabled(f"{k + 1}/{len(rows)}{who}")
     draw_stats(viewer)

@@ -127,6 +127,7 @@ def test_sequence_load_and_replay(app, tiny_fit):
     assert rp.errors[0].max() > 3 * rp.errors[0].min() + 1e-3
     fit = app.scene.get("fit")
     assert fit.count == 8 and fit.enabled and not app.scene.get("body").enabled
+    app.state.show_gt = True
     app.set_frame(3)
     assert [app.scene.get(n).shown_frame for n in ("fit", "gt", "depth points")] == [3, 3, 3]
     np.testing.assert_array_equal(app.mesh_on_screen()[0], rp.posed[3])

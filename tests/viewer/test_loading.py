@@ -14,3 +14,17 @@ def test_fixed_count_keeps_repeats_or_fills():
     np.testing.assert_allclose(out[1][:6], np.concatenate([small, small]), rtol=1e-6)  # repeated in order
     np.testing.assert_allclose(out[2], 9.0)  # an empty frame: every point at `fill`
     assert fixed_count([small], 15000, fill=[0, 0, 0]).shape == (1, 3, 3)  # no padding beyond the largest frame
+
+
+def test_motion_rows_play_clip_after_clip():
+    from types import SimpleNamespace
+
+    from npm_core.layout import PoseCodeLabel
+    from npm_viewer.loading import _motions
+
+    # two identities' walk clips interleaved in the code table, a squat, and one unlabelled code
+    labels = [PoseCodeLabel("walk", f, shape_index=s) for s, f in [(5, 0), (2, 0), (5, 1), (2, 1), (5, 2)]]
+    labels += [PoseCodeLabel("squat", 0, shape_index=5), PoseCodeLabel()]
+    info = SimpleNamespace(motions={"squat": [5], "walk": [0, 1, 2, 3, 4]})  # layout's order: by frame
+    got = _motions(info, np.zeros((7, 2)), labels)
+    assert got == {"squat": [5], "walk": [0, 2, 4, 1, 3], "unlabelled": [6]}  # identity 5's clip, then 2's
