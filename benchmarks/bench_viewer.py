@@ -112,7 +112,8 @@ def main() -> None:
     import torch
 
     from npm_core.models.checkpoint import load_model
-    from npm_viewer.workers import ANCHORS, VIEW_LIPSCHITZ, MeshWorker
+    from npm_core.mesh.posing import ANCHORS
+    from npm_viewer.workers import VIEW_LIPSCHITZ, MeshWorker
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
     path, what = prepare_checkpoint(args.checkpoint, tmp)
@@ -175,7 +176,6 @@ def replay_and_ui(path, worker, S, rng):
     import polyscope as ps
 
     from npm_viewer.app import App, init_polyscope
-    from npm_viewer.panels import sequence
 
     root = Path(tempfile.mkdtemp(prefix="bench-fit-"))
     make_replay(path, root / "fit", root / "seq", frames=30, resolution=128)
@@ -185,17 +185,17 @@ def replay_and_ui(path, worker, S, rng):
     app.attach()
     app.select_panel("sequence")
     app.settle()
-    seq = app.seq
+    seq = app.replay
     # app work per replayed frame: advance + move fit/gt vertices, error colours, depth points
     app.state.playing = True
     t = time.perf_counter()
     for _ in range(90):
-        sequence.update(app, 1.0 / seq.fps)
+        app.play(1.0 / seq.fps)
     app_fps = 90 / (time.perf_counter() - t)
     # with rendering (EGL, Mesa llvmpipe: software GL on the same 2 cores)
     t, k = time.perf_counter(), 0
     while time.perf_counter() - t < 3.0:
-        sequence.update(app, 1.0 / seq.fps)  # one new frame per tick
+        app.play(1.0 / seq.fps)  # one new frame per tick
         app.tick()
         k += 1
     gl_fps = k / (time.perf_counter() - t)
@@ -211,7 +211,7 @@ def replay_and_ui(path, worker, S, rng):
         if not worker.busy():
             k += 1
             app.state.alpha = (k % 10) / 10 + 0.05
-            app.request_view()
+            app.request_mesh()
         t0 = time.perf_counter()
         app.tick()
         ticks.append(time.perf_counter() - t0)
