@@ -12,19 +12,15 @@ Must not: change the depth values it keeps, fit bodies, or import torch.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .. import layout
+from ..atomic import atomic_path, write_text_atomic
 from .depth import Camera, DepthSequence, SequenceError
-
-MASKS_DIR = "masks"
-SEGMENTATION_DIR = "segmentation"
-CAPTURE_FILE = "capture.json"
 
 
 class SegmentationError(SequenceError):
@@ -308,7 +304,7 @@ def _attach(lab, subject: int, p, keep, cfg, rounds: int = 4) -> np.ndarray:
 
 def read_box(directory) -> tuple | None:
     """The subject box [x0, y0, x1, y1] from a sequence's capture.json, or None."""
-    path = Path(directory) / CAPTURE_FILE
+    path = layout.sequence_capture_path(directory)
     if not path.is_file():
         return None
     try:
@@ -347,14 +343,8 @@ def read_mask(path: Path, shape) -> np.ndarray:
 def _save_png_atomic(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def segment_sequence(seq: DepthSequence, cfg: SegmentConfig | None = None, box=None, save: bool = True):
@@ -362,10 +352,8 @@ def segment_sequence(seq: DepthSequence, cfg: SegmentConfig | None = None, box=N
 
     masks/NNNNNN.png in the sequence directory (all frames) take precedence; box (else capture.json's)
     picks the subject. save: write segmentation/NNNNNN.png and segmentation/frames.json."""
-    from ..config import write_text_atomic
-
     cam, directory = seq.camera, Path(seq.path)
-    mask_dir = directory / MASKS_DIR
+    mask_dir = layout.sequence_masks_dir(directory)
     use_masks = mask_dir.is_dir() and any(mask_dir.glob("*.png"))
     if box is None and not use_masks:
         box = read_box(directory)
@@ -375,21 +363,28 @@ def segment_sequence(seq: DepthSequence, cfg: SegmentConfig | None = None, box=N
     for t, d in enumerate(seq.depths):
         user = None
         if use_masks:
-            f = mask_dir / f"{t:06d}.png"
+            f = layout.sequence_mask_path(directory, t)
             if not f.is_file():
                 raise SequenceError(f"{f}: missing ({mask_dir} has masks, so every depth frame needs one)")
             user = read_mask(f, d.shape)
         out.append(segment_frame(d, cam, cfg, box, user, frame=t))
     if save:
-        seg_dir = directory / SEGMENTATION_DIR
-        try:
-            seg_dir.mkdir(exist_ok=True)
-            for t, s in enumerate(out):
-                _save_png_atomic(seg_dir / f"{t:06d}.png", s.mask.astype(np.uint8) * 255)
-            write_text_atomic(seg_dir / "frames.json", json.dumps([s.summary() for s in out], indent=1))
-        except OSError as e:  # a read-only sequence still segments
-            warnings.warn(f"{seg_dir}: segmentation not saved ({e})", stacklevel=2)
+        save_segments(directory, out)
     return out
+
+
+def save_segments(directory, segments) -> None:
+    """Write what segmentation kept into a sequence directory: segmentation/NNNNNN.png (255 = kept)
+    per frame and segmentation/frames.json (FrameSegmentation.summary of each). A read-only
+    sequence is warned about, not an error."""
+    seg_dir = layout.sequence_segmentation_dir(directory)
+    try:
+        seg_dir.mkdir(exist_ok=True)
+        for t, s in enumerate(segments):
+            _save_png_atomic(layout.sequence_segmentation_path(directory, t), s.mask.astype(np.uint8) * 255)
+        write_text_atomic(layout.sequence_segmentation_summary_path(directory), json.dumps([s.summary() for s in segments], indent=1))
+    except OSError as e:  # a read-only sequence still segments
+        warnings.warn(f"{seg_dir}: segmentation not saved ({e})", stacklevel=2)
 
 
 # ------------------------------------------------------------------------- centring
@@ -433,22 +428,38 @@ class Prepared:
     centre_m: np.ndarray  # [3] the subject's centre in the original world, metres
     offset_m: np.ndarray  # [3] added to the original world (0 when already centred)
 
+    @property
+    def removed(self) -> int:
+        """Pixels with depth that segmentation dropped, over all frames."""
+        return sum(s.valid - s.kept for s in self.segments)
+
+    def summary(self) -> dict:
+        """What preparing did, for a fit's metadata: pixels kept and removed, centre and offset (metres)."""
+        return {"kept": int(sum(s.kept for s in self.segments)), "removed": int(self.removed),
+                "sources": sorted({s.source for s in self.segments}),
+                "centre_m": np.round(self.centre_m, 4).tolist(), "offset_m": np.round(self.offset_m, 4).tolist()}
+
+    def save(self, directory) -> None:
+        """Write the kept masks (save_segments) and segmentation/centre.json into a sequence directory."""
+        save_segments(directory, self.segments)
+        path = layout.sequence_centre_path(directory)
+        try:
+            write_text_atomic(path, json.dumps({"centre_m": np.round(self.centre_m, 4).tolist(),
+                                                "offset_m": np.round(self.offset_m, 4).tolist()}))
+        except OSError as e:
+            warnings.warn(f"{path}: not saved ({e})", stacklevel=2)
+
 
 def prepare(seq: DepthSequence, cfg: SegmentConfig | None = None, box=None, save: bool = True) -> Prepared:
     """Segment every frame and centre the subject: depth outside the subject becomes 0 (no
     measurement) and the world moves by the centring offset. A fit of `.sequence` finds translations
     in the moved world: minus space.metres_to_model(offset_m), they are the original world's."""
-    segs = segment_sequence(seq, cfg, box, save)
+    segs = segment_sequence(seq, cfg, box, save=False)
     masks = np.stack([s.mask for s in segs])
     depths = np.where(masks, seq.depths, 0.0).astype(np.float32)
     centre = subject_centre(seq.camera, depths, masks)
     offset = centring_offset(centre)
+    prep = Prepared(translated(seq, offset, depths), segs, centre, offset)
     if save:
-        from ..config import write_text_atomic
-
-        path = Path(seq.path) / SEGMENTATION_DIR / "centre.json"
-        try:
-            write_text_atomic(path, json.dumps({"centre_m": np.round(centre, 4).tolist(), "offset_m": np.round(offset, 4).tolist()}))
-        except OSError as e:
-            warnings.warn(f"{path}: not saved ({e})", stacklevel=2)
-    return Prepared(translated(seq, offset, depths), segs, centre, offset)
+        prep.save(seq.path)
+    return prep

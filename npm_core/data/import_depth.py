@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import layout
 from . import capture
 from .depth import Camera, SequenceError, read_sequence, write_sequence
 
@@ -144,12 +145,12 @@ def import_depth(src, out, fx: float, fy: float, cx: float, cy: float, depth_sca
     try:
         write_sequence(tmp, cam, depths)
         if user is not None:
-            (tmp / capture.MASKS_DIR).mkdir()
+            layout.sequence_masks_dir(tmp).mkdir()
             from PIL import Image
 
             for t, m in enumerate(user):
-                Image.fromarray(m.astype(np.uint8) * 255).save(tmp / capture.MASKS_DIR / f"{t:06d}.png")
-        (tmp / capture.CAPTURE_FILE).write_text(json.dumps({
+                Image.fromarray(m.astype(np.uint8) * 255).save(layout.sequence_mask_path(tmp, t))
+        layout.sequence_capture_path(tmp).write_text(json.dumps({
             "box": None if box is None else list(box), "up_camera": np.round(up_cam, 6).tolist(), "up_from": up_from,
             "frames": [f.name for f in files]}, indent=1))
         read_sequence(tmp)  # what was written reads back
