@@ -25,8 +25,13 @@ COLORS = {"npm_viewer": "#f6e3c9", "npm_core": "#d6e6f5"}
 def sources() -> list[Path]:
     """The packages' .py files: those git tracks (not scratch files), or every one outside a checkout."""
     try:
-        out = subprocess.run(["git", "ls-files", "--", *[f"{p}/*.py" for p in PACKAGES]], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            ["git", "ls-files", "--", *[f"{p}/*.py" for p in PACKAGES]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         if out:
             return sorted(ROOT / f for f in out)
     except (OSError, subprocess.CalledProcessError):
@@ -76,17 +81,23 @@ def graph() -> dict[str, set[str]]:
 def violations(g: dict[str, set[str]]) -> list[str]:
     """Imports against the one-way flow: npm_core importing npm_viewer, a panel importing the app,
     and import cycles (package __init__ re-exports left out)."""
-    bad = [f"{a} imports {b}" for a, deps in g.items() for b in deps
-           if (a.startswith("npm_core") and b.startswith("npm_viewer"))
-           or (a.startswith("npm_viewer.panels.") and b == "npm_viewer.app")]
-    edges = {a: {b for b in deps if b not in g or not _is_package(b, g)} for a, deps in g.items() if not _is_package(a, g)}
+    bad = [
+        f"{a} imports {b}"
+        for a, deps in g.items()
+        for b in deps
+        if (a.startswith("npm_core") and b.startswith("npm_viewer"))
+        or (a.startswith("npm_viewer.panels.") and b == "npm_viewer.app")
+    ]
+    edges = {
+        a: {b for b in deps if b not in g or not _is_package(b, g)} for a, deps in g.items() if not _is_package(a, g)
+    }
     state: dict[str, int] = {}
 
     def visit(n: str, path: list) -> None:
         state[n] = 1
         for m in sorted(edges.get(n, ())):
             if state.get(m) == 1:
-                bad.append("import cycle: " + " -> ".join(path[path.index(m):] + [m]) if m in path else m)
+                bad.append("import cycle: " + " -> ".join(path[path.index(m) :] + [m]) if m in path else m)
             elif m not in state:
                 visit(m, path + [m])
         state[n] = 2
@@ -108,6 +119,7 @@ def short(name: str) -> str:
 def collapse(g: dict[str, set[str]]) -> dict[str, set[str]]:
     """npm_core's subpackages as one node each (their inner imports left out); a package __init__
     (it only re-exports) as its package."""
+
     def node(n: str) -> str:
         for c in CORE_GROUPS:
             if n == c or n.startswith(c + "."):
@@ -124,21 +136,29 @@ def collapse(g: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def dot(g: dict[str, set[str]]) -> str:
     g = collapse(g)
-    lines = ["digraph modules {", "  rankdir=TB; newrank=true; nodesep=0.15; ranksep=0.45;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, height=0.3];',
-             '  edge [color="#00000055", arrowsize=0.5];']
+    lines = [
+        "digraph modules {",
+        "  rankdir=TB; newrank=true; nodesep=0.15; ranksep=0.45;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, height=0.3];',
+        '  edge [color="#00000055", arrowsize=0.5];',
+    ]
     for pkg in PACKAGES:
-        lines.append(f'  subgraph cluster_{pkg} {{ label="{pkg}"; fontname="Helvetica-Bold"; fontsize=14; '
-                     f'style="rounded"; color="#888888";')
+        lines.append(
+            f'  subgraph cluster_{pkg} {{ label="{pkg}"; fontname="Helvetica-Bold"; fontsize=14; '
+            f'style="rounded"; color="#888888";'
+        )
         if pkg == "npm_viewer":
             members = [n for n in g if n.startswith("npm_viewer.panels.")]
-            lines.append('    subgraph cluster_panels { label="panels: one module per tab, talk to interface.Viewer"; '
-                         'style="rounded,dashed"; fontname="Helvetica"; fontsize=11;')
+            lines.append(
+                '    subgraph cluster_panels { label="panels: one module per tab, talk to interface.Viewer"; '
+                'style="rounded,dashed"; fontname="Helvetica"; fontsize=11;'
+            )
             lines += [f'      "{n}" [label="{n.rsplit(".", 1)[1]}", fillcolor="{COLORS[pkg]}"];' for n in members]
             lines.append("    }")
         rest = [n for n in g if n.startswith(pkg + ".") and not n.startswith("npm_viewer.panels.")]
-        lines += [f'    "{n}" [label="{short(n)}{"/" if n in CORE_GROUPS else ""}", fillcolor="{COLORS[pkg]}"];'
-                  for n in rest]
+        lines += [
+            f'    "{n}" [label="{short(n)}{"/" if n in CORE_GROUPS else ""}", fillcolor="{COLORS[pkg]}"];' for n in rest
+        ]
         lines.append("  }")
     lines += [f'  "{a}" -> "{b}";' for a in sorted(g) for b in sorted(g[a])]
     lines.append("}")

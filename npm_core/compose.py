@@ -54,5 +54,8 @@ def transfer_grid(shape_codes: np.ndarray, pose_codes: np.ndarray | None, shapes
     """(shape code, pose code or None) of every shape row i in `shapes` with every pose row j in
     `poses`, row-major: the body of identity i in the pose of frame j, as in the paper's transfer
     figure. No pose codes: each shape once per entry of `poses`, in the canonical pose."""
-    return [(np.asarray(shape_codes[i], np.float32), None if pose_codes is None else np.asarray(pose_codes[j], np.float32))
-            for i in shapes for j in poses]
+    return [
+        (np.asarray(shape_codes[i], np.float32), None if pose_codes is None else np.asarray(pose_codes[j], np.float32))
+        for i in shapes
+        for j in poses
+    ]

@@ -26,8 +26,14 @@ from .panels import common, export, pose, sequence, shape, train, transfer
 from .render import save_png
 from .scene import GT_COLOR, Scene, grid_offsets
 
-PANEL_MODULES = {"shape": shape, "pose": pose, "transfer": transfer, "sequence": sequence, "train": train,
-                 "export": export}
+PANEL_MODULES = {
+    "shape": shape,
+    "pose": pose,
+    "transfer": transfer,
+    "sequence": sequence,
+    "train": train,
+    "export": export,
+}
 DEFAULT_CHECKPOINT = "checkpoints/body-v1"
 DEFAULT_FIT = "assets/example_fit"
 REPO_ROOT = Path(__file__).resolve().parents[1]  # where the shipped checkpoint and example live
@@ -118,8 +124,10 @@ class App:
             st.gallery_poses = [rows[len(rows) // 2] for rows in list(m.motions.values())[:4]] or list(range(min(4, k)))
         st.checkpoint_text = path
         st.recent_checkpoints = S.push_recent(st.recent_checkpoints, path)
-        st.info(f"opened {path}: {n} shape codes, "
-                + (f"{len(m.pose_codes)} pose codes" if m.pose_codes is not None else "no pose stage"))
+        st.info(
+            f"opened {path}: {n} shape codes, "
+            + (f"{len(m.pose_codes)} pose codes" if m.pose_codes is not None else "no pose stage")
+        )
         if m.note:
             st.info(m.note)
         self.request_mesh()
@@ -247,8 +255,15 @@ class App:
             self.state.info(rp.warning)
         self.state.info(f"loaded fit {rp.path.name}: {rp.frames} frames")
         sc = self.scene
-        sc.set_mesh("fit", "fit", rp.posed, rp.faces, key=("fit", id(rp)), scalars=rp.errors,
-                    scalar_range=(0.0, rp.error_range()))
+        sc.set_mesh(
+            "fit",
+            "fit",
+            rp.posed,
+            rp.faces,
+            key=("fit", id(rp)),
+            scalars=rp.errors,
+            scalar_range=(0.0, rp.error_range()),
+        )
         if rp.gt is not None:
             sc.set_mesh("gt", "gt", rp.gt, rp.gt_faces, key=("gt", id(rp)), color=GT_COLOR, transparency=0.5)
         if rp.points is not None:
@@ -294,11 +309,16 @@ class App:
         _, h = ps.get_window_size()
         psim.SetNextWindowPos((8, 8))
         psim.SetNextWindowSize((PANEL_WIDTH, h - 16))
-        psim.Begin("NPM Explorer", True, psim.ImGuiWindowFlags_NoMove | psim.ImGuiWindowFlags_NoResize
-                   | psim.ImGuiWindowFlags_NoCollapse)
+        psim.Begin(
+            "NPM Explorer",
+            True,
+            psim.ImGuiWindowFlags_NoMove | psim.ImGuiWindowFlags_NoResize | psim.ImGuiWindowFlags_NoCollapse,
+        )
         st = self.state
         psim.TextDisabled("checkpoint")
-        common.path_picker(self, "checkpoint", "checkpoints", "checkpoint_text", "recent_checkpoints", self.open_checkpoint)
+        common.path_picker(
+            self, "checkpoint", "checkpoints", "checkpoint_text", "recent_checkpoints", self.open_checkpoint
+        )
         for level, text in st.messages[-3:]:
             col = (1.0, 0.45, 0.4, 1.0) if level == "error" else (0.7, 0.85, 1.0, 1.0)
             psim.PushTextWrapPos(PANEL_WIDTH - 20)
@@ -381,14 +401,23 @@ class App:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="npm-viewer", description="NPM Explorer: latent-space explorer for NPM body models")
-    p.add_argument("--checkpoint", default=shipped(DEFAULT_CHECKPOINT), help=f"checkpoint directory (default {DEFAULT_CHECKPOINT})")
+    p = argparse.ArgumentParser(
+        prog="npm-viewer", description="NPM Explorer: latent-space explorer for NPM body models"
+    )
+    p.add_argument(
+        "--checkpoint", default=shipped(DEFAULT_CHECKPOINT), help=f"checkpoint directory (default {DEFAULT_CHECKPOINT})"
+    )
     p.add_argument("--fit", default=shipped(DEFAULT_FIT), help=f"fit-result directory (default {DEFAULT_FIT})")
     p.add_argument("--panel", default="shape", choices=S.PANELS)
     p.add_argument("--frame", type=int, default=0, help="frame of the timeline to show (sequence, motion)")
     p.add_argument("--screenshot", help="render this state, write the screenshot (with UI) here and exit")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="state field before the screenshot, e.g. --set alpha=0.5 --set shape_b=4 --set gallery=true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="state field before the screenshot, e.g. --set alpha=0.5 --set shape_b=4 --set gallery=true",
+    )
     p.add_argument("--backend", help="polyscope backend (default: openGL3_egl when there is no display)")
     p.add_argument("--size", default="1280x800", help="window size WxH")
     return p.parse_args(argv)
@@ -415,8 +444,11 @@ def main(argv=None) -> int:
     size = tuple(int(x) for x in args.size.lower().split("x"))
     backend = init_polyscope(args.backend, size)
     if backend == "openGL3_egl" and not args.screenshot:
-        print("npm-viewer: no display (DISPLAY unset): nothing to show a window on. "
-              "Use --screenshot OUT.png to render headless.", file=sys.stderr)
+        print(
+            "npm-viewer: no display (DISPLAY unset): nothing to show a window on. "
+            "Use --screenshot OUT.png to render headless.",
+            file=sys.stderr,
+        )
         return 2
     if args.screenshot:
         ps.set_frame_tick_limit_fps_mode("ignore_limits")

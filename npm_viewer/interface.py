@@ -6,7 +6,8 @@ touch the app's worker, scene or window directly. Must not: import the app or po
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 

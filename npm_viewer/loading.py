@@ -48,10 +48,15 @@ class ModelInfo:
         pose_codes = None if pose_t is None else pose_t.numpy()
         sl = info.shape_labels if len(info.shape_labels) == len(shape_codes) else []
         pl = info.pose_labels if pose_codes is not None and len(info.pose_labels) == len(pose_codes) else []
-        m = ModelInfo(Path(path), shape_codes, pose_codes,
-                      [S.shape_label(i, sl[i] if sl else None) for i in range(len(shape_codes))],
-                      [] if pose_codes is None else [S.pose_label(i, pl[i] if pl else None) for i in range(len(pose_codes))],
-                      _motions(info, pose_codes, pl), info)
+        m = ModelInfo(
+            Path(path),
+            shape_codes,
+            pose_codes,
+            [S.shape_label(i, sl[i] if sl else None) for i in range(len(shape_codes))],
+            [] if pose_codes is None else [S.pose_label(i, pl[i] if pl else None) for i in range(len(pose_codes))],
+            _motions(info, pose_codes, pl),
+            info,
+        )
         m.semantics, m.note = _read_semantics(path)
         if sl and all(label.phenotypes for label in sl):
             m.phenotypes = np.concatenate([bodies.check_phenotypes(label.phenotypes) for label in sl])
@@ -123,8 +128,11 @@ class FitReplay:
 
             seq = read_sequence(sdir)
             self.fps = float(seq.camera.fps or 30.0)
-            self.points = fixed_count([seq.points(t) for t in range(min(len(seq), self.frames))], MAX_POINTS,
-                                      self.posed.reshape(-1, 3).mean(0))
+            self.points = fixed_count(
+                [seq.points(t) for t in range(min(len(seq), self.frames))],
+                MAX_POINTS,
+                self.posed.reshape(-1, 3).mean(0),
+            )
             if seq.gt_vertices is not None:
                 self.gt, self.gt_faces = np.asarray(seq.gt_vertices, np.float32), np.asarray(seq.gt_faces)
         yield
@@ -171,7 +179,10 @@ def read_eval(path: Path, frames: int) -> dict:
     """Per-frame IoU and Chamfer-L2 from `npms eval --json`, if that file is there and has `frames` entries."""
     try:
         d = json.loads(Path(path).read_text())
-        return {name: np.asarray(d[key], np.float64) for key, name in (("iou", "IoU"), ("chamfer_l2", "Chamfer-L2"))
-                if len(d.get(key, [])) == frames}
+        return {
+            name: np.asarray(d[key], np.float64)
+            for key, name in (("iou", "IoU"), ("chamfer_l2", "Chamfer-L2"))
+            if len(d.get(key, [])) == frames
+        }
     except (OSError, ValueError, TypeError, AttributeError):
         return {}  # absent or not an eval file: the plot shows losses and vertex errors only

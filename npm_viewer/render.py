@@ -7,7 +7,6 @@ Uses Polyscope on whatever backend is available: the EGL one renders headless.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,7 @@ def init_polyscope(backend: str | None = None) -> None:
     init_polyscope._done = True
 
 
-def render_grid(meshes, cols: int, path: str, spacing=(0.55, 1.0), size=(1600, 1000),
-                colors=None) -> None:
+def render_grid(meshes, cols: int, path: str, spacing=(0.55, 1.0), size=(1600, 1000), colors=None) -> None:
     """Render meshes [(vertices [V,3], faces [F,3]), ...] in a grid, front view, to a PNG."""
     import polyscope as ps
 

@@ -114,8 +114,9 @@ class Scene:
 
     def set_points(self, name: str, group: str, points, color=POINTS_COLOR, radius: float = 0.0025) -> Node:
         """Show a point cloud: points [N, 3] or [T, N, 3] metres (the same N in every frame)."""
-        return self._put(Node(name, group, _frames(points), None, ("points", np.shape(points)[-2]), color,
-                              radius=radius))
+        return self._put(
+            Node(name, group, _frames(points), None, ("points", np.shape(points)[-2]), color, radius=radius)
+        )
 
     def remove_group(self, group: str) -> None:
         import polyscope as ps
@@ -135,8 +136,14 @@ class Scene:
 
     def _put(self, node: Node) -> Node:
         old = self.nodes.get(node.name)
-        same = (old is not None and old.handle is not None and node.key is not None and old.key == node.key
-                and old.frames.shape[1:] == node.frames.shape[1:] and (old.faces is None) == (node.faces is None))
+        same = (
+            old is not None
+            and old.handle is not None
+            and node.key is not None
+            and old.key == node.key
+            and old.frames.shape[1:] == node.frames.shape[1:]
+            and (old.faces is None) == (node.faces is None)
+        )
         self.nodes[node.name] = node
         node.registrations = old.registrations if old is not None else 0
         if same:
@@ -155,8 +162,9 @@ class Scene:
         if node.faces is None:
             node.handle = ps.register_point_cloud(node.name, v, radius=node.radius, color=node.color)
         else:
-            node.handle = ps.register_surface_mesh(node.name, v, node.faces, smooth_shade=True, color=node.color,
-                                                   material="clay", edge_width=0.0)
+            node.handle = ps.register_surface_mesh(
+                node.name, v, node.faces, smooth_shade=True, color=node.color, material="clay", edge_width=0.0
+            )
             if node.transparency is not None:
                 node.handle.set_transparency(node.transparency)
         node.registrations += 1
@@ -201,8 +209,13 @@ class Scene:
         colored = node.scalars is not None and bool(self.state.color_error)
         if node.scalars is not None and colored != node.colored:
             if colored:
-                node.handle.add_scalar_quantity("error (m)", node.scalars[min(node.shown_frame, len(node.scalars) - 1)],
-                                                enabled=True, cmap="reds", vminmax=node.scalar_range)
+                node.handle.add_scalar_quantity(
+                    "error (m)",
+                    node.scalars[min(node.shown_frame, len(node.scalars) - 1)],
+                    enabled=True,
+                    cmap="reds",
+                    vminmax=node.scalar_range,
+                )
             else:
                 node.handle.remove_all_quantities()
             node.colored = colored

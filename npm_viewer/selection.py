@@ -45,8 +45,9 @@ def shape_code(st, m) -> np.ndarray:
     """[Ds] the body's shape code: the base code after the phenotype and PCA sliders."""
     if m.semantics is None:
         return base_shape_code(st, m)
-    return compose.edit_shape(base_shape_code(st, m), m.semantics, base_phenotypes(st, m), st.phenotype_delta,
-                              st.shape_pca)
+    return compose.edit_shape(
+        base_shape_code(st, m), m.semantics, base_phenotypes(st, m), st.phenotype_delta, st.shape_pca
+    )
 
 
 def motion_rows(st, m) -> list:
@@ -74,8 +75,9 @@ def pose_code(st, m) -> np.ndarray | None:
     """[Dp] the body's pose code after the joint-angle and PCA sliders; None without a pose stage."""
     if m is None or m.pose_codes is None:
         return None
-    return compose.edit_pose(pose_row(st, m, m.pose_codes), m.semantics, base_angles(st, m), st.angle_delta,
-                             st.pose_pca)
+    return compose.edit_pose(
+        pose_row(st, m, m.pose_codes), m.semantics, base_angles(st, m), st.angle_delta, st.pose_pca
+    )
 
 
 def timeline(st, m, replay) -> tuple[int, float]:
@@ -100,9 +102,20 @@ def requests(st, m, preview: bool = False) -> list[Request]:
     if st.view == "pose":  # pose sliders never re-extract: the canonical mesh stays cached
         return [Request("main", [(shape_code(st, m), pose_code(st, m))], st.full_resolution, mode)]
     if st.view == "transfer" and not st.gallery:
-        return [Request("main", compose.transfer_grid(m.shape_codes, m.pose_codes, [st.transfer_shape],
-                                                      [st.transfer_pose]), st.full_resolution, mode)]
+        return [
+            Request(
+                "main",
+                compose.transfer_grid(m.shape_codes, m.pose_codes, [st.transfer_shape], [st.transfer_pose]),
+                st.full_resolution,
+                mode,
+            )
+        ]
     if st.view == "transfer":
-        return [Request("gallery", compose.transfer_grid(m.shape_codes, m.pose_codes, st.gallery_shapes,
-                                                         st.gallery_poses), GALLERY_RESOLUTION)]
+        return [
+            Request(
+                "gallery",
+                compose.transfer_grid(m.shape_codes, m.pose_codes, st.gallery_shapes, st.gallery_poses),
+                GALLERY_RESOLUTION,
+            )
+        ]
     return []

@@ -130,4 +130,3 @@ def advance(pos: float, dt: float, fps: float, speed: float, count: int) -> tupl
         return 0.0, 0
     pos = (pos + dt * fps * speed) % count
     return pos, int(pos) % count
-

@@ -103,8 +103,11 @@ class _Serve:
             stats["cached"] = True
             return key, self.cache[key]
         t = time.perf_counter()
-        res = extract(self.model.shape_decoder.sdf_fn(self.torch.from_numpy(code)), resolution,
-                      lipschitz=lipschitz or VIEW_LIPSCHITZ)
+        res = extract(
+            self.model.shape_decoder.sdf_fn(self.torch.from_numpy(code)),
+            resolution,
+            lipschitz=lipschitz or VIEW_LIPSCHITZ,
+        )
         stats["extract_s"] = stats.get("extract_s", 0.0) + time.perf_counter() - t
         stats["method"] = res.method
         entry = {"v": res.vertices.numpy().astype(np.float32), "f": res.faces.numpy().astype(np.int32), "anchors": None}
@@ -183,20 +186,26 @@ class MeshWorker:
         ctx = mp.get_context("spawn")
         self.requests, self.results = ctx.Queue(), ctx.Queue()
         self.stop_event, self.paused = ctx.Event(), ctx.Event()
-        self.proc = ctx.Process(target=serve, args=(self.requests, self.results, self.stop_event, self.paused),
-                                daemon=True, name="npm-viewer-mesh")
+        self.proc = ctx.Process(
+            target=serve,
+            args=(self.requests, self.results, self.stop_event, self.paused),
+            daemon=True,
+            name="npm-viewer-mesh",
+        )
         self.proc.start()
         self.job = 0
         self.submitted: dict[str, int] = {}
         self.answered: dict[str, int] = {}
         self.last_stats: dict[str, dict] = {}
 
-    def submit(self, channel: str, checkpoint, items, resolution: int, pose_mode: str = "exact",
-               lipschitz: float | None = None) -> int:
+    def submit(
+        self, channel: str, checkpoint, items, resolution: int, pose_mode: str = "exact", lipschitz: float | None = None
+    ) -> int:
         self.job += 1
         self.submitted[channel] = self.job
-        self.requests.put(MeshRequest(self.job, channel, str(checkpoint), list(items), int(resolution), pose_mode,
-                                      lipschitz))
+        self.requests.put(
+            MeshRequest(self.job, channel, str(checkpoint), list(items), int(resolution), pose_mode, lipschitz)
+        )
         return self.job
 
     def poll(self) -> list[MeshResult]:
@@ -244,8 +253,10 @@ class TrainRun:
 
         self.out_dir, self.stage, self.config = Path(out_dir), stage, config
         self.progress_file = layout.checkpoint_progress_path(self.out_dir)
-        self.command = command or ([sys.executable, "-m", "npm_core.cli", "train", stage, "--out", str(self.out_dir)]
-                                   + (["--config", config] if config else []))
+        self.command = command or (
+            [sys.executable, "-m", "npm_core.cli", "train", stage, "--out", str(self.out_dir)]
+            + (["--config", config] if config else [])
+        )
         self.proc: subprocess.Popen | None = None
         self.offset, self.events = 0, []
         self.log_path: Path | None = None

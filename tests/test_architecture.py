@@ -16,7 +16,14 @@ def test_imports_flow_one_way():
 
 
 def test_violations_are_found():
-    g = {"npm_core.a": {"npm_viewer.b"}, "npm_viewer.b": set(), "npm_viewer.app": {"npm_viewer.panels.x"},
-         "npm_viewer.panels.x": {"npm_viewer.app"}}
-    assert arch.violations(g) == ["import cycle: npm_viewer.app -> npm_viewer.panels.x -> npm_viewer.app",
-                                  "npm_core.a imports npm_viewer.b", "npm_viewer.panels.x imports npm_viewer.app"]
+    g = {
+        "npm_core.a": {"npm_viewer.b"},
+        "npm_viewer.b": set(),
+        "npm_viewer.app": {"npm_viewer.panels.x"},
+        "npm_viewer.panels.x": {"npm_viewer.app"},
+    }
+    assert arch.violations(g) == [
+        "import cycle: npm_viewer.app -> npm_viewer.panels.x -> npm_viewer.app",
+        "npm_core.a imports npm_viewer.b",
+        "npm_viewer.panels.x imports npm_viewer.app",
+    ]

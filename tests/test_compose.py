@@ -27,8 +27,15 @@ def _semantics():
     ap = LinearMap(np.zeros(J), np.ones(J), np.eye(J, 2) * 0.1, np.zeros(2))
     shape_pca = PCA(np.zeros(3), np.array([[0.0, 0.0, 1.0]]), np.array([2.0]), np.array([1.0]))
     pose_pca = PCA(np.zeros(2), np.array([[1.0, 0.0]]), np.array([0.5]), np.array([1.0]))
-    return Semantics(ps, sp, shape_pca, np.array([np.zeros(6), np.ones(6)]), ap, pose_pca,
-                     np.array([np.full(J, -90.0), np.full(J, 90.0)]))
+    return Semantics(
+        ps,
+        sp,
+        shape_pca,
+        np.array([np.zeros(6), np.ones(6)]),
+        ap,
+        pose_pca,
+        np.array([np.full(J, -90.0), np.full(J, 90.0)]),
+    )
 
 
 def test_semantic_edits_move_along_the_maps():

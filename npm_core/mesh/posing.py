@@ -9,8 +9,8 @@ Must not: know decoders or checkpoints (the field arrives as a plain callable), 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -46,7 +46,9 @@ def anchors(vertices: np.ndarray, n: int = ANCHORS, k: int = ANCHOR_K, seed: int
     return Anchors(index, nn.astype(np.int64), (w / w.sum(1, keepdims=True)).astype(np.float32))
 
 
-def pose_with_anchors(vertices: np.ndarray, a: Anchors, displacement_fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def pose_with_anchors(
+    vertices: np.ndarray, a: Anchors, displacement_fn: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Posed vertices [V, 3] = v + spread(displacement_fn(v[anchors])).
 
     vertices: [V, 3] canonical, model units (the mesh `a` was built for); displacement_fn:

@@ -31,8 +31,15 @@ def delta_sliders(viewer, items, base, deltas: list, train_range, fmt: str) -> N
 def pca_sliders(viewer, prefix: str, pca, coefficients: list, count: int = 4) -> None:
     """Offsets along the first principal directions in standard deviations (beyond 2 marked)."""
     for k in range(min(count, len(coefficients))):
-        slider(viewer, f"{prefix}{k + 1} ({pca.explained[k] * 100:.0f}%)", coefficients[k],
-               lambda v, k=k: coefficients.__setitem__(k, v), -3.0, 3.0, "%.1f sd")
+        slider(
+            viewer,
+            f"{prefix}{k + 1} ({pca.explained[k] * 100:.0f}%)",
+            coefficients[k],
+            lambda v, k=k: coefficients.__setitem__(k, v),
+            -3.0,
+            3.0,
+            "%.1f sd",
+        )
         out_of_range_mark(coefficients[k], -2.0, 2.0)
 
 

@@ -52,8 +52,9 @@ def screenshot(viewer, path, include_ui: bool = True) -> None:
 class Recorder:
     """Steps through `frames` states of `source`, one capture per state once the view is ready."""
 
-    def __init__(self, viewer, source: str, frames: int, out_dir, gif: bool = True, mp4: bool = False,
-                 include_ui: bool = False):
+    def __init__(
+        self, viewer, source: str, frames: int, out_dir, gif: bool = True, mp4: bool = False, include_ui: bool = False
+    ):
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
         rp, m, st = viewer.replay, viewer.model, viewer.state
@@ -110,15 +111,17 @@ class Recorder:
         self.done = True
         imgs = [Image.open(p).convert("RGB") for p in self.paths]
         if self.gif and imgs:
-            imgs[0].save(self.out / "animation.gif", save_all=True, append_images=imgs[1:],
-                         duration=int(1000 / self.fps), loop=0)
+            imgs[0].save(
+                self.out / "animation.gif", save_all=True, append_images=imgs[1:], duration=int(1000 / self.fps), loop=0
+            )
         if self.mp4 and imgs:
             import imageio_ffmpeg
 
             w, h = imgs[0].size
             w2, h2 = w - w % 2, h - h % 2
-            writer = imageio_ffmpeg.write_frames(str(self.out / "animation.mp4"), (w2, h2), fps=self.fps,
-                                                 macro_block_size=1, quality=7)
+            writer = imageio_ffmpeg.write_frames(
+                str(self.out / "animation.mp4"), (w2, h2), fps=self.fps, macro_block_size=1, quality=7
+            )
             writer.send(None)
             for im in imgs:
                 writer.send(np.ascontiguousarray(np.asarray(im)[:h2, :w2]))
@@ -173,7 +176,14 @@ def draw(viewer) -> None:
     rec = viewer.recorder
     if rec is None:
         if psim.Button("Record"):
-            record(viewer, st.export_source, st.export_frames, out / f"frames-{stamp}", st.export_gif, st.export_mp4,
-                   st.export_ui)
+            record(
+                viewer,
+                st.export_source,
+                st.export_frames,
+                out / f"frames-{stamp}",
+                st.export_gif,
+                st.export_mp4,
+                st.export_ui,
+            )
     else:
         psim.ProgressBar(rec.k / rec.frames, (-1, 0), f"frame {rec.k}/{rec.frames}")

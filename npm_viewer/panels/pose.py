@@ -17,8 +17,19 @@ from .shape import draw_stats
 
 TITLE = "Pose"
 # the joints offered as sliders (all joints are in the map; these are the ones people ask for)
-SLIDER_JOINTS = ["spine_bend", "torso_twist", "head_turn", "shoulder_raise_l", "shoulder_raise_r",
-                 "elbow_bend_l", "elbow_bend_r", "hip_flex_l", "hip_flex_r", "knee_bend_l", "knee_bend_r"]
+SLIDER_JOINTS = [
+    "spine_bend",
+    "torso_twist",
+    "head_turn",
+    "shoulder_raise_l",
+    "shoulder_raise_r",
+    "elbow_bend_l",
+    "elbow_bend_r",
+    "hip_flex_l",
+    "hip_flex_r",
+    "knee_bend_l",
+    "knee_bend_r",
+]
 
 
 def set_poses(viewer, a: int | None = None, b: int | None = None, beta: float | None = None) -> None:
@@ -76,8 +87,10 @@ def draw_semantic(viewer) -> None:
     if sem is None or sem.angles_to_pose is None:
         psim.TextWrapped(m.note or "this checkpoint's semantics have no joint-angle map")
         return
-    items = [(bodies.JOINT_NAMES.index(n), n.replace("_", " "), bodies.JOINTS[n].lo, bodies.JOINTS[n].hi)
-             for n in SLIDER_JOINTS]
+    items = [
+        (bodies.JOINT_NAMES.index(n), n.replace("_", " "), bodies.JOINTS[n].lo, bodies.JOINTS[n].hi)
+        for n in SLIDER_JOINTS
+    ]
     delta_sliders(viewer, items, selection.base_angles(st, m), st.angle_delta, sem.angle_range, "%.0f deg")
     pca_sliders(viewer, "pose PC", sem.pose_pca, st.pose_pca)
     if psim.SmallButton("reset joint/PCA sliders"):

@@ -38,8 +38,10 @@ def draw(viewer) -> None:
     psim.TextDisabled("fit result (npms fit output)")
     path_picker(viewer, "fit", "fits", "fit_text", "recent_fits", lambda p: open_and_show(viewer, p))
     if rp is None:
-        psim.TextWrapped("No fit open. Open a fit-result directory written by `npms fit`; "
-                         "its depth sequence is found from the result's metadata.")
+        psim.TextWrapped(
+            "No fit open. Open a fit-result directory written by `npms fit`; "
+            "its depth sequence is found from the result's metadata."
+        )
         return
     if not rp.done:
         psim.ProgressBar(rp.fraction, (-1, 0), rp.status)

@@ -53,8 +53,9 @@ def draw_semantic(viewer) -> None:
         psim.TextWrapped(m.note)
         return
     items = [(i, name, 0.0, 1.0) for i, name in enumerate(bodies.PHENOTYPES)]
-    delta_sliders(viewer, items, selection.base_phenotypes(st, m), st.phenotype_delta, m.semantics.phenotype_range,
-                  "%.2f")
+    delta_sliders(
+        viewer, items, selection.base_phenotypes(st, m), st.phenotype_delta, m.semantics.phenotype_range, "%.2f"
+    )
     pca_sliders(viewer, "PC", m.semantics.shape_pca, st.shape_pca)
     if psim.SmallButton("reset phenotype/PCA sliders"):
         st.zero("phenotype_delta", "shape_pca")
@@ -64,8 +65,10 @@ def draw_semantic(viewer) -> None:
 def draw(viewer) -> None:
     st, m = viewer.state, viewer.model
     if m is None:
-        psim.TextWrapped("No checkpoint open. Type a checkpoint directory above (e.g. checkpoints/body-v1) "
-                         "and press Open, or drop its folder on the window.")
+        psim.TextWrapped(
+            "No checkpoint open. Type a checkpoint directory above (e.g. checkpoints/body-v1) "
+            "and press Open, or drop its folder on the window."
+        )
         return
     labels = m.shape_labels
     psim.TextDisabled(f"{len(labels)} training identities (id, sex, age, weight/height/muscle)")
@@ -103,7 +106,9 @@ def draw_stats(viewer) -> None:
     if s:
         cached = " (cached)" if s.get("cached") else ""
         psim.Text(f"mesh {s.get('resolution', 0)}^3{cached}: {s.get('vertices', 0)} vertices")
-        psim.Text(f"extract {s.get('extract_s', 0) * 1000:.0f} ms, pose {s.get('pose_s', 0) * 1000:.0f} ms "
-                  f"({s.get('pose_mode', '')}), total {s.get('total_s', 0) * 1000:.0f} ms")
+        psim.Text(
+            f"extract {s.get('extract_s', 0) * 1000:.0f} ms, pose {s.get('pose_s', 0) * 1000:.0f} ms "
+            f"({s.get('pose_mode', '')}), total {s.get('total_s', 0) * 1000:.0f} ms"
+        )
     if busy:
         psim.TextColored((1.0, 0.8, 0.3, 1.0), "computing...")

@@ -111,8 +111,11 @@ def draw(viewer) -> None:
     e = run.last
     state = "running" if run.running else ("finished" if run.finished else "stopped" if run.proc else "watching")
     psim.Text(f"{run.stage} -> {run.out_dir}  [{state}]")
-    overlay = "waiting for the first progress line" if e is None else \
-        f"epoch {e.epoch}/{e.total_epochs}  ETA {fmt_eta(e.eta_s)}  {e.samples_per_s / 1000:.0f}k pts/s"
+    overlay = (
+        "waiting for the first progress line"
+        if e is None
+        else f"epoch {e.epoch}/{e.total_epochs}  ETA {fmt_eta(e.eta_s)}  {e.samples_per_s / 1000:.0f}k pts/s"
+    )
     psim.ProgressBar(run.fraction, (-1, 0), overlay)
     draw_losses(run)
     if run.finished and layout.is_checkpoint(run.out_dir) and psim.Button("Open this checkpoint in the explorer"):

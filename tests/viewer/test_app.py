@@ -13,7 +13,7 @@ import pytest
 from npm_core import bodies, layout
 from npm_viewer import selection
 from npm_viewer.loading import read_eval
-from npm_viewer.panels import export, pose, sequence, shape, train, transfer
+from npm_viewer.panels import export, pose, shape, train, transfer
 
 
 def body(app):
@@ -262,9 +262,30 @@ def test_screenshots_change_with_state(app, tiny_fit, rendering, tmp_path):
 
 def test_cli_screenshot(tiny_ckpt, tiny_fit, tmp_path, rendering):
     out = tmp_path / "cli.png"
-    r = subprocess.run([sys.executable, "-m", "npm_viewer.app", "--screenshot", str(out), "--checkpoint",
-                        str(tiny_ckpt), "--fit", str(tiny_fit), "--panel", "sequence", "--frame", "3",
-                        "--size", "800x600", "--set", "show_gt=true"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "npm_viewer.app",
+            "--screenshot",
+            str(out),
+            "--checkpoint",
+            str(tiny_ckpt),
+            "--fit",
+            str(tiny_fit),
+            "--panel",
+            "sequence",
+            "--frame",
+            "3",
+            "--size",
+            "800x600",
+            "--set",
+            "show_gt=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     from PIL import Image
 

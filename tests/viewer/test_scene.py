@@ -115,8 +115,9 @@ def test_same_topology_moves_in_place_a_new_one_registers(scene):
 def test_error_colours_follow_the_switch(scene):
     st = scene.state
     st.view = "sequence"
-    fit = scene.set_mesh("test fit", "fit", _tri(2), np.array([[0, 1, 2]]), scalars=np.ones((2, 3)),
-                         scalar_range=(0.0, 2.0))
+    fit = scene.set_mesh(
+        "test fit", "fit", _tri(2), np.array([[0, 1, 2]]), scalars=np.ones((2, 3)), scalar_range=(0.0, 2.0)
+    )
     assert fit.colored
     st.color_error = False
     scene.sync()

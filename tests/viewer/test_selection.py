@@ -11,8 +11,14 @@ from npm_viewer.state import State
 def _model():
     S = np.arange(32, dtype=np.float32).reshape(4, 8)
     P = np.arange(24, dtype=np.float32).reshape(6, 4) * -1
-    return SimpleNamespace(shape_codes=S, pose_codes=P, motions={"walk": [2, 0, 4], "jump": [1, 3, 5]},
-                           semantics=None, phenotypes=None, angles=None)
+    return SimpleNamespace(
+        shape_codes=S,
+        pose_codes=P,
+        motions={"walk": [2, 0, 4], "jump": [1, 3, 5]},
+        semantics=None,
+        phenotypes=None,
+        angles=None,
+    )
 
 
 def test_shape_code_blends_a_to_b_and_the_prior_sample_replaces_a():

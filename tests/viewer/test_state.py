@@ -36,8 +36,17 @@ def test_recent_advance_panels():
 
 def test_every_panel_field_is_in_the_state():
     names = {f.name for f in dataclasses.fields(S.State)}
-    assert {"train_config", "train_out", "train_stage", "export_dir", "export_source", "export_frames",
-            "export_gif", "export_mp4", "export_ui"} <= names
+    assert {
+        "train_config",
+        "train_out",
+        "train_stage",
+        "export_dir",
+        "export_source",
+        "export_frames",
+        "export_gif",
+        "export_mp4",
+        "export_ui",
+    } <= names
     assert "motion_pos" not in names  # one frame index for every timeline
     st = S.State()
     assert st.export_source in S.EXPORT_SOURCES and st.train_stage in S.TRAIN_STAGES

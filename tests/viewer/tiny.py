@@ -64,8 +64,14 @@ def make_checkpoint(out, steps: int = 250, seed: int = 0) -> Path:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    labels = [{"identity": f"t{i}", "phenotypes": {"gender": i / 3, "weight": 0.5, "height": s / 1.2},
-               "age_years": 20 + 10 * i} for i, s in enumerate(SCALES)]
+    labels = [
+        {
+            "identity": f"t{i}",
+            "phenotypes": {"gender": i / 3, "weight": 0.5, "height": s / 1.2},
+            "age_years": 20 + 10 * i,
+        }
+        for i, s in enumerate(SCALES)
+    ]
     ckpt.save_stage(out, "shape", shape, codes.detach(), CONFIG, code_labels=labels)
 
     pose = PoseDecoder(CONFIG.pose, CONFIG.shape.code_dim)
@@ -85,8 +91,14 @@ def make_checkpoint(out, steps: int = 250, seed: int = 0) -> Path:
     for k in range(N_POSES):
         deg = [0.0] * len(bodies.JOINT_NAMES)
         deg[raise_l] = deg[raise_r] = math.degrees(float(angles[k]))
-        plabels.append({"motion": "arm_raise" if k < 5 else "wave", "frame": k if k < 5 else k - 5,
-                        "shape_index": 0, "angles": deg})
+        plabels.append(
+            {
+                "motion": "arm_raise" if k < 5 else "wave",
+                "frame": k if k < 5 else k - 5,
+                "shape_index": 0,
+                "angles": deg,
+            }
+        )
     ckpt.save_stage(out, "pose", pose, pcodes.detach(), CONFIG, code_labels=plabels)
     # 4 identities: a ridge map is the sensible phenotype map for so few (the MLP is for real checkpoints)
     semantics.save(semantics.compute(ckpt.load_model(out), shape_map="linear"), layout.checkpoint_semantics_path(out))
@@ -105,8 +117,12 @@ def make_fit(ckpt_dir, fit_dir, seq_dir, frames: int = 8, resolution: int = 48) 
     p = model.pose_codes
     pose_codes = (1 - t)[:, None] * p[0] + t[:, None] * p[4]
     trans = torch.stack([t * 0.02, torch.zeros(frames), torch.zeros(frames)], 1)
-    res = FitResult(model.shape_codes[1].clone(), pose_codes, trans,
-                    losses={"reconstruction": (0.01 + 0.002 * torch.sin(t * math.pi)).numpy()})
+    res = FitResult(
+        model.shape_codes[1].clone(),
+        pose_codes,
+        trans,
+        losses={"reconstruction": (0.01 + 0.002 * torch.sin(t * math.pi)).numpy()},
+    )
     write_result(fit_dir, res, model, FitConfig(), "tiny", str(seq_dir), resolution=resolution)
     _, posed, faces = read_result(fit_dir).meshes()
     y = posed[..., 1:2]
