@@ -108,6 +108,7 @@ def main():
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--ablation-sequences", type=int, default=None,
                     help="run the ablations (and the paper/fast cut) on the first N sequences only (default all)")
+    ap.add_argument("--no-ablations", action="store_true", help="only the fast row (and the ceiling with --identities)")
     ap.add_argument("--known-shape", action="store_true",
                     help="add a `fast` row with the shape code fitted to the true canonical body (needs --identities; "
                          "ablation sequences): how much of the gap to the ceiling is the shape")
@@ -119,12 +120,14 @@ def main():
     variants = [("fast", fit.fast_config(), args.frames, args.sequences),
                 ("fast, no L_c", fit.fast_config(use_temporal=False), args.frames, few),
                 ("fast, no L_icp", fit.fast_config(use_icp=False), args.frames, few)]
+    if args.no_ablations:
+        variants = variants[:1]
     if args.known_shape:
         if not args.identities:
             ap.error("--known-shape needs --identities")
         variants.append(("fast, shape known (code fitted to the true canonical body)", fit.fast_config(), args.frames, few))
     canonicals = {sq: true_canonical(model, i) for sq, i in zip(args.sequences, args.identities or [])}
-    if len(few) < len(args.sequences):  # the full fit on the same subset, for a like-for-like ablation
+    if len(few) < len(args.sequences) and not args.no_ablations:  # the full fit on the same subset, for a like-for-like ablation
         variants.insert(1, (f"fast ({len(few)} sequence(s) of the ablations)", fit.fast_config(), args.frames, few))
     if not args.skip_paper:
         variants += [(f"fast (first {args.paper_frames} frames)", fit.fast_config(), args.paper_frames, few),
