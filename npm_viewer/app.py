@@ -23,6 +23,7 @@ from . import selection
 from . import state as S
 from .loading import FitReplay, ModelInfo
 from .panels import common, export, pose, sequence, shape, train, transfer
+from .panels import fit as fit_panel
 from .render import save_png
 from .scene import GT_COLOR, Scene, grid_offsets
 
@@ -31,6 +32,7 @@ PANEL_MODULES = {
     "pose": pose,
     "transfer": transfer,
     "sequence": sequence,
+    "fit": fit_panel,
     "train": train,
     "export": export,
 }
@@ -78,6 +80,8 @@ class App:
         self.worker = worker if worker is not None else MeshWorker()
         self.recorder = None
         self.train_run = None
+        self.fit_run = None  # fitting.FitRun started from the Fit panel
+        self.live = None  # fitting.LiveFrames of that fit, shown in the sequence view while it runs
         self.dialogs: dict = {}  # kind -> (FolderDialog, on_done)
         self._shots: list = []  # (path, include_ui) saved after the frame
         self._frame_ms = deque(maxlen=120)
@@ -229,6 +233,9 @@ class App:
         if r.channel == "main" and r.meshes:
             m = r.meshes[0]
             self.scene.set_mesh("body", "body", space.model_to_metres(m.vertices), m.faces, key=m.key)
+        elif r.channel.startswith("fit:"):
+            self._live_frame(r)
+            return
         elif r.channel == "gallery":
             self.scene.remove_group("gallery")
             st = self.state
@@ -237,6 +244,48 @@ class App:
                 self.scene.set_mesh(f"gallery_{k:02d}", "gallery", space.model_to_metres(m.vertices) + offs[k], m.faces)
             self.scene.reframe()
         self.scene.sync()
+
+    # ------------------------------------------------------------------ Viewer: live fit
+    def show_live_fit(self, run) -> None:
+        from .fitting import LiveFrames
+
+        self.replay = None
+        for group in ("fit", "gt", "points"):
+            self.scene.remove_group(group)
+        self.live = LiveFrames(run.options.sequence)
+        self.state.view, self.state.frame, self.state.playing = "sequence", 0, False
+        self.scene.reframe()
+
+    def request_live_frames(self, events: list) -> None:
+        """Depth points now, posed bodies from the worker (one channel per frame: none is dropped)."""
+        run, live = self.fit_run, self.live
+        if run is None or live is None:
+            return
+        for e in events:
+            live.read_points(e["frame"])
+            if e.get("shape_code") is not None and e.get("pose_code") is not None:
+                items = [(np.asarray(e["shape_code"], np.float32), np.asarray(e["pose_code"], np.float32))]
+                chan = f"fit:{id(live)}:{e['frame']}"
+                self.worker.submit(chan, run.options.checkpoint, items, self.state.full_resolution, "preview")
+        points = live.point_frames()
+        if points is not None:
+            self.scene.set_points("depth points", "points", points)
+            if self.scene.get("fit") is None:
+                self.scene.reframe()
+                self.set_frame(len(points) - 1)
+
+    def _live_frame(self, r) -> None:
+        live, run = self.live, self.fit_run
+        _, owner, frame = r.channel.split(":")
+        if live is None or run is None or owner != str(id(live)) or not r.meshes or self.replay is not None:
+            return  # a frame of an earlier fit, or the result is open already
+        m = r.meshes[0]
+        live.add_mesh(run.frames[int(frame)], m.key, m.vertices, m.faces)
+        first = self.scene.get("fit") is None
+        self.scene.set_mesh("fit", "fit", live.mesh_frames(), live.faces, key=("live", id(live), m.key))
+        if first:
+            self.scene.reframe()
+        self.set_frame(live.count - 1)
 
     def load_replay(self) -> None:
         """Advance the fit being loaded; once loaded, its nodes go into the scene (all frames)."""
@@ -397,6 +446,8 @@ class App:
     def close(self) -> None:
         if self.train_run is not None:
             self.train_run.stop()
+        if self.fit_run is not None:
+            self.fit_run.stop()
         self.worker.close()
 
 

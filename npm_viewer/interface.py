@@ -21,6 +21,7 @@ class Viewer(Protocol):
     replay: FitReplay | None  # the open fit result, loading or loaded
     recorder: object | None  # the frame recorder in progress (export panel), stepped after each rendered frame
     train_run: object | None  # the training run started or watched (train panel; workers.TrainRun)
+    fit_run: object | None  # the fit started from the fit panel (fitting.FitRun)
 
     def request_mesh(self, preview: bool = False) -> None:
         """Ask the worker for what the current view shows (preview: coarse / anchor-posed, while dragging)."""
@@ -36,6 +37,12 @@ class Viewer(Protocol):
 
     def open_fit(self, path) -> bool:
         """Open a fit result for replay (loaded over the next frames)."""
+
+    def show_live_fit(self, run) -> None:
+        """Empty the sequence view (no replay) and show `run`'s frames there as they are tracked."""
+
+    def request_live_frames(self, events: list) -> None:
+        """Show newly tracked frames (progress-log lines of the live fit): depth points, posed bodies."""
 
     def browse(self, kind: str, title: str, start: str, on_done: Callable[[str], object]) -> None:
         """Open a folder dialog without blocking; on_done(path) when the user picks one."""

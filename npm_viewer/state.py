@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PANELS = ("shape", "pose", "transfer", "sequence", "train", "export")
+PANELS = ("shape", "pose", "transfer", "sequence", "fit", "train", "export")
 VIEW_PANELS = ("shape", "pose", "transfer", "sequence")  # panels that own the 3D view
 TRAIN_STAGES = ("shape", "pose")
 EXPORT_SOURCES = ("sequence replay", "shape interpolation A->B", "pose interpolation A->B")
@@ -64,6 +64,16 @@ class State:
     train_config: str = "configs/train_fast.yaml"
     train_out: str = "checkpoints/my-run"
     train_stage: str = "shape"
+    # fit panel (npms fit from the app)
+    fit_sequence: str = "assets/example_sequence"
+    fit_out: str = "fits/my-fit"
+    fit_schedule: str = "fast"
+    fit_no_icp: bool = False
+    fit_no_temporal: bool = False
+    fit_no_segmentation: bool = False
+    fit_resolution: int = 0  # output meshes; 0 = the schedule's
+    fit_frames: int = 0  # only the first N frames; 0 = all
+    fit_device: str = "cpu"
     # export panel
     export_dir: str = "exports"
     export_source: str = EXPORT_SOURCES[0]
