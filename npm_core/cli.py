@@ -231,6 +231,21 @@ def _one_line(e: BaseException) -> str:
     return " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
 
 
+def _stage_bars():
+    """progress(stage, done, total) drawing one bar per stage."""
+    bars = {}
+
+    def progress(stage, done, total):
+        if stage not in bars:
+            bars[stage] = _bar(stage, total)
+        bars[stage].n = done
+        bars[stage].refresh()
+        if done == total:
+            bars[stage].close()
+
+    return progress
+
+
 def cmd_data_build(args) -> None:
     from . import config
     from .data import dataset
@@ -241,15 +256,7 @@ def cmd_data_build(args) -> None:
     if layout.is_dataset(out):
         print(f"dataset already built: {out}")
         return
-    bars = {}
-
-    def progress(stage, done, total):
-        if stage not in bars:
-            bars[stage] = _bar(stage, total)
-        bars[stage].n = done
-        bars[stage].refresh()
-        if done == total:
-            bars[stage].close()
+    progress = _stage_bars()
 
     t = time.time()
     out = dataset.build(cfg, root, progress, workers=args.workers)
@@ -286,6 +293,33 @@ def cmd_data_import_depth(args) -> None:
                                   args.masks, args.box, args.up, args.fps)
     print(f"imported {r.frames} frames to {args.out}: up {r.up_camera.round(3).tolist()} in the camera frame "
           f"(from {r.up_from}), world origin at the subject, {r.centre_camera.round(2).tolist()} m from the camera")
+
+
+def cmd_data_import(args) -> None:
+    from . import config
+    from .data import meshes
+
+    cfg = config.load(meshes.ImportConfig, args.config) if args.config else meshes.ImportConfig()
+    progress = _stage_bars()
+
+    r = meshes.import_meshes(args.src, args.out, cfg, progress, workers=args.workers)
+    for note in r.notes:
+        print(note)
+    print(f"imported {r.identities} identities, {r.frames} training and {r.test_frames} held-out frames "
+          f"in {r.seconds:.1f} s -> {r.path}")
+
+
+def _dataset(args, data_cfg, checkpoint_sections: dict | None = None):
+    """The dataset a command works on: --data (an imported dataset), the checkpoint's recorded
+    `dataset` (relative to the checkpoint), or the Anny dataset of `data_cfg` in the cache."""
+    from .data import dataset
+
+    if getattr(args, "data", None):
+        return dataset.open_dataset(args.data)
+    rel = (checkpoint_sections or {}).get("dataset")
+    if rel:
+        return dataset.open_dataset(Path(args.checkpoint) / rel)
+    return dataset.load(data_cfg, Path(args.cache) if args.cache else None)
 
 
 def load_train_config(path: str | None, preset: str | None):
@@ -325,6 +359,8 @@ def load_train_config(path: str | None, preset: str | None):
 
 
 def cmd_train(args) -> None:
+    from dataclasses import asdict
+
     import torch
 
     from .data import dataset
@@ -337,12 +373,20 @@ def cmd_train(args) -> None:
                          f"run `npms train shape --out {args.out}` first")
     name, model_cfg, data_cfg, shape_cfg, pose_cfg = load_train_config(args.config, args.preset)
     root = Path(args.cache) if args.cache else None
-    if not layout.is_dataset(layout.dataset_dir(data_cfg, root)):
-        print("building the training set first (npms data build)...")
-        dataset.build(data_cfg, root)
-    ds = dataset.load(data_cfg, root)
+    recorded = layout.read_checkpoint_config(args.out).get("dataset") if args.stage == "pose" else None
+    data_path = args.data or (str(Path(args.out) / recorded) if recorded else None)  # pose: the shape stage's data
+    if data_path:
+        ds = dataset.open_dataset(data_path)
+        data_sections = {"dataset": layout.relative_sequence_path(args.out, data_path), "import": ds.config}
+    else:
+        if not layout.is_dataset(layout.dataset_dir(data_cfg, root)):
+            print("building the training set first (npms data build)...")
+            dataset.build(data_cfg, root)
+        ds = dataset.load(data_cfg, root)
+        data_sections = {"data": data_cfg}
     train_ids = ds.split("train")
-    sections = {"preset": name, "data": data_cfg, "shape_training": shape_cfg, "pose_training": pose_cfg}
+    sections = {"preset": name, **data_sections, "domain": asdict(ds.domain), "shape_training": shape_cfg,
+                "pose_training": pose_cfg}
     bar = {}
 
     def progress(ev):
@@ -397,7 +441,7 @@ def cmd_eval_model(args) -> None:
     torch.set_num_threads(args.threads)
     m = checkpoint.load_model(args.checkpoint)
     data_cfg = config.from_dict(config.DataConfig, m.sections.get("data"), f"{args.checkpoint} data")
-    ds = dataset.load(data_cfg, Path(args.cache) if args.cache else None)
+    ds = _dataset(args, data_cfg, m.sections)
     out = {"checkpoint": str(args.checkpoint)}
     test_codes = {}
     for split, n in [("test", args.identities), ("train", args.identities)]:
@@ -429,7 +473,7 @@ def cmd_extract(args) -> None:
     import torch
     import trimesh
 
-    from . import space
+    from . import domain, space
     from .mesh.extract import extract, pose_mesh
     from .models import checkpoint
 
@@ -454,7 +498,8 @@ def cmd_extract(args) -> None:
         with torch.inference_mode():
             v = pose_mesh(v, m.pose_decoder.displacement_fn(s, m.pose_codes[args.pose]))
         msg += f"; posed in {(time.time() - t1) * 1000:.0f} ms ({len(v)} decoder evaluations)"
-    export_mesh(trimesh.Trimesh(space.model_to_metres(v.numpy()), res.faces.numpy(), process=False), args.out)
+    to_metres = domain.info_from_dict(m.sections.get("domain")).model_to_metres if "domain" in m.sections else space.model_to_metres
+    export_mesh(trimesh.Trimesh(to_metres(v.numpy()), res.faces.numpy(), process=False), args.out)
     print(msg + f"; total {time.time() - t:.2f} s -> {args.out} (metres)")
 
 
@@ -597,6 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto (the floor's normal, else the camera's -y) or x,y,z in the camera frame")
     im.add_argument("--fps", type=float_in(0, above=True), default=30.0)
     im.set_defaults(fn=cmd_data_import_depth)
+    di = data.add_parser("import", help="a folder of registered meshes of one topology -> a dataset to train on")
+    di.add_argument("src", help="mesh folder: domain.yaml, <identity>/canonical.ply, <identity>/poses/*.ply, "
+                                "optional attributes.yaml, sequences.yaml, split.yaml")
+    _path_arg(di, "--out", dir_out("dataset", layout.is_dataset), required=True,
+              help="dataset folder to write (new, empty, or an earlier dataset, replaced when complete)" + made)
+    _path_arg(di, "--config", existing_file, help="import config YAML (sdf, flow, margin, test_fraction, split_seed)")
+    di.add_argument("--workers", type=int_in(1, 256), default=2, help="worker processes, 1..256 (default 2)")
+    di.set_defaults(fn=cmd_data_import)
     t = sub.add_parser("train", help="train the shape or pose stage (resumes if interrupted)")
     t.add_argument("stage", choices=["shape", "pose"])
     _path_arg(t, "--out", dir_out("checkpoint", _is_checkpoint_in_progress), required=True,
@@ -604,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     _path_arg(t, "--config", existing_file, help="YAML with sections preset/data/shape/pose (e.g. configs/train_fast.yaml)")
     t.add_argument("--preset", choices=["fast", "paper"], help="overrides the config's preset")
     _path_arg(t, "--cache", folder_out, help="data cache root")
+    _path_arg(t, "--data", existing_dir, help="an imported dataset (`npms data import`) instead of the config's Anny data")
     t.add_argument("--threads", type=threads, default=2, help=threads_help)
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("eval-model", help="held-out identities (IoU, Chamfer-L2) and poses (vertex error)")
@@ -614,6 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--iou-points", type=int_in(1000, MAX_IOU_POINTS), default=1_000_000,
                    help=f"IoU sample points, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)")
     _path_arg(e, "--cache", existing_dir, help="data cache root")
+    _path_arg(e, "--data", existing_dir, help="the dataset to evaluate on (default: the one the checkpoint records)")
     _path_arg(e, "--json", file_out, help="write all numbers here (JSON)" + made)
     e.add_argument("--threads", type=threads, default=2, help=threads_help)
     e.set_defaults(fn=cmd_eval_model)

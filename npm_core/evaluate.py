@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import bodies, metrics, space
+from . import metrics, space
 from .data.dataset import Dataset
 from .mesh.extract import extract
 
@@ -77,7 +77,7 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
     so the pose evaluation reuses the optimised codes."""
     ids = ds.split(split)[:count]
     train = ds.split("train")
-    faces = bodies.faces()
+    faces = ds.faces()
     canonical = ds.canonical(ids)
     rows = []
     samples = ds.shape_samples(ids)
@@ -101,7 +101,7 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
 
 def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500, batch: int = 32, seed: int = 0,
                    progress=None, test_codes: dict | None = None) -> dict:
-    """Mean vertex error (cm) of held-out frames with optimised pose codes; split by group.
+    """Mean vertex error (cm at the domain's true scale) of held-out frames with optimised pose codes; split by group.
     Frames are drawn from training identities (learned codes) and from the test identities in
     test_codes (identity index -> code optimised by evaluate_shapes), so no shape code is fitted
     twice; without test_codes, the first 4 test identities get one."""
@@ -127,7 +127,7 @@ def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500,
         with torch.inference_mode():
             canon = flow.canonical_vertices[flow.frame_shape[fr]]
             moved = canon + model.pose_decoder(s, codes, canon)
-        err_cm = space.model_to_metres((moved - flow.posed_vertices[fr]).norm(dim=-1).mean(-1)).numpy() * 100
+        err_cm = ds.domain.length_to_metres((moved - flow.posed_vertices[fr]).norm(dim=-1).mean(-1)).numpy() * 100
         for t, e in zip(fr.tolist(), err_cm):
             group = "test identities" if ds.test_frames[t]["identity"] not in train else "test motions, training identities"
             errors[group].append(float(e))

@@ -29,11 +29,25 @@ Depth sequence <seq>/
     capture.json         optional capture hints, e.g. {"box": [x0, y0, x1, y1]} (data/capture.py)
     segmentation/        what segmentation kept: 000000.png (255 = kept), frames.json, centre.json
 Mesh cache <cache>/meshes/           extracted canonical meshes, named and kept by mesh/cache.py
-Dataset cache <cache>/datasets/<config hash>/ (cache = $NPM_CACHE_DIR, default ~/.cache/npm_explorer)
-    config.yaml, identities.yaml, frames.yaml, test_frames.yaml   what was built
-    canonical.npy, sdf_points.npy, sdf_values.npy, flow_face.npy, flow_bary.npy, flow_offset.npy,
+Dataset <cache>/datasets/<config hash>/ (Anny bodies, `npms data build`; cache = $NPM_CACHE_DIR,
+default ~/.cache/npm_explorer) or any directory (`npms data import`; the same files)
+    config.yaml          DataConfig (Anny) or ImportConfig (imported meshes): what was built
+    identities.yaml      [{id, split, phenotypes, age_years}] (Anny) or [{id, split, attributes}] (imported)
+    frames.yaml, test_frames.yaml   [{identity (index), motion, frame, ...}] training / held-out frames
+    domain.yaml          domain.DomainInfo: name, source, units, transform to model units, attribute and
+                         joint names (absent in Anny datasets built before it: Anny bodies)
+    canonical.npy, faces.npy, sdf_points.npy, sdf_values.npy, flow_face.npy, flow_bary.npy, flow_offset.npy,
     flow_sigma.npy, posed.npy, test_posed.npy   (DATASET_ARRAYS; shapes in data/dataset.py)
-    DONE                 written last; a directory without it is rebuilt
+    DONE                 written last; built under a temporary name and renamed when complete
+Mesh folder <dir>/ (a user's registered meshes of one domain, read by `npms data import`, data/meshes.py)
+    domain.yaml          {name, units: metres per file unit (default 1), up: +y (default) | +z | -z | +x | ...}
+    <identity>/canonical.ply   the identity's rest mesh, watertight; every mesh of the folder has its
+                         vertex count, face count and faces (.ply, .obj, .off or .stl)
+    <identity>/poses/<pose>.ply   posed meshes of the identity, same vertex order (any number)
+    attributes.yaml      optional {identity: {name: number}} (or attributes.json): semantic sliders
+    sequences.yaml       optional {sequence: {identity: id, poses: [pose, ...]}}: ordered frames
+    split.yaml           optional {train: [ids], test: [ids], test_sequences: [names]}; default a seeded
+                         80/20 split of identities, no held-out sequence
 
 Paths inside a result are relative to the result (fit.yaml's sequence), so a result folder and
 its sequence can move together and open from any working directory.
@@ -54,7 +68,7 @@ import yaml
 from .config import write_text_atomic
 
 STAGES = ("shape", "pose")
-DATASET_ARRAYS = ("canonical", "sdf_points", "sdf_values", "flow_face", "flow_bary", "flow_offset", "flow_sigma",
+DATASET_ARRAYS = ("canonical", "faces", "sdf_points", "sdf_values", "flow_face", "flow_bary", "flow_offset", "flow_sigma",
                   "posed", "test_posed")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: meta.yaml of body-v1 is 2 MB
 FIT_PROGRESS_FIELDS = {
@@ -160,6 +174,7 @@ class ShapeCodeLabel:
     identity: str | None = None
     phenotypes: dict = field(default_factory=dict)
     age_years: float | None = None
+    attributes: dict = field(default_factory=dict)  # an imported domain's per-identity numbers
 
 
 @dataclass(frozen=True)
@@ -174,8 +189,10 @@ class PoseCodeLabel:
 
     @property
     def name(self) -> str:
-        """'walk 12', or '' when unlabelled."""
-        return f"{self.motion} {self.frame}" if self.motion is not None else ""
+        """'walk 12', 'fist' (a pose with no frame number), or '' when unlabelled."""
+        if self.motion is None:
+            return ""
+        return f"{self.motion} {self.frame}" if self.frame is not None else str(self.motion)
 
 
 @dataclass
@@ -549,6 +566,10 @@ def dataset_frames_path(d, test: bool = False) -> Path:
     return Path(d) / ("test_frames.yaml" if test else "frames.yaml")
 
 
+def dataset_domain_path(d) -> Path:
+    return Path(d) / "domain.yaml"
+
+
 def dataset_done_path(d) -> Path:
     return Path(d) / "DONE"
 
@@ -556,3 +577,50 @@ def dataset_done_path(d) -> Path:
 def is_dataset(d) -> bool:
     """A completely built dataset directory (DONE is written last)."""
     return dataset_done_path(d).is_file()
+
+
+# ------------------------------------------------------------------------ mesh folder
+
+MESH_FOLDER_SUFFIXES = (".ply", ".obj", ".off", ".stl")
+
+
+def mesh_folder_domain_path(d) -> Path:
+    return Path(d) / "domain.yaml"
+
+
+def _mesh_file(stem: Path) -> Path:
+    """stem + the first suffix of MESH_FOLDER_SUFFIXES that exists (stem.ply when none does)."""
+    for suffix in MESH_FOLDER_SUFFIXES:
+        if stem.with_suffix(suffix).is_file():
+            return stem.with_suffix(suffix)
+    return stem.with_suffix(".ply")
+
+
+def mesh_folder_canonical_path(d, identity: str) -> Path:
+    return _mesh_file(Path(d) / identity / "canonical")
+
+
+def mesh_folder_identities(d) -> list[str]:
+    """The identity folders of a mesh folder (those with a canonical mesh), sorted."""
+    return sorted(p.name for p in Path(d).iterdir() if p.is_dir() and mesh_folder_canonical_path(d, p.name).is_file())
+
+
+def mesh_folder_poses(d, identity: str) -> dict[str, Path]:
+    """pose name -> posed mesh file of an identity, sorted by name."""
+    folder = Path(d) / identity / "poses"
+    files = [p for p in folder.iterdir() if p.suffix.lower() in MESH_FOLDER_SUFFIXES] if folder.is_dir() else []
+    return {p.stem: p for p in sorted(files)}
+
+
+def mesh_folder_attributes_path(d) -> Path:
+    """attributes.yaml, or attributes.json when only that exists."""
+    j = Path(d) / "attributes.json"
+    return j if j.is_file() and not (Path(d) / "attributes.yaml").is_file() else Path(d) / "attributes.yaml"
+
+
+def mesh_folder_sequences_path(d) -> Path:
+    return Path(d) / "sequences.yaml"
+
+
+def mesh_folder_split_path(d) -> Path:
+    return Path(d) / "split.yaml"
