@@ -519,7 +519,7 @@ def cmd_fit(args) -> None:
     if m.pose_decoder is None:
         raise ValueError(f"{args.checkpoint}: no pose decoder (pose.pt); train the pose stage first")
     cfg = fit.SCHEDULES[args.schedule].config()
-    for flag in ["no_temporal", "no_icp", "no_translation"]:
+    for flag in ["no_temporal", "no_icp", "no_translation", "no_rotation", "no_segmentation"]:
         if getattr(args, flag):
             setattr(cfg, "use_" + flag[3:], False)
     if args.iterations:
@@ -694,6 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-temporal", action="store_true")
     f.add_argument("--no-icp", action="store_true")
     f.add_argument("--no-translation", action="store_true")
+    f.add_argument("--no-rotation", action="store_true", help="no per-frame body rotation (translation only, as the reference)")
+    f.add_argument("--no-segmentation", action="store_true",
+                   help="use every depth pixel as the subject, and no centring (default: floor, background and other objects removed)")
     f.add_argument("--threads", type=threads, default=2, help=threads_help)
     f.add_argument("--device", type=device, default="cpu",
                    help="where the decoders run (cpu, cuda, cuda:N); depth queries stay on the CPU")

@@ -14,7 +14,9 @@ Checkpoint <ckpt>/ (e.g. checkpoints/body-v1/)
 Fit result <fit>/
     fit.yaml             {"checkpoint", "sequence": the depth sequence's path relative to <fit>, "frames",
                           "interrupted", "timings", "mesh_resolution", "config": FitConfig}
-    fit.npz              shape_code [Ds], pose_codes [T, Dp], translation [T, 3] (model units), loss_<name> [T]
+    fit.npz              shape_code [Ds], pose_codes [T, Dp], translation [T, 3] (model units), rotation [T, 3, 3]
+                         (world from canonical: posed = rotation (x + displacement) + translation; results
+                         written before rotations existed have none: identity), loss_<name> [T]
     canonical.ply        the fitted canonical mesh (metres)
     meshes/              posed meshes (metres, shared faces): 000000.ply ... or meshes.npz (compact)
     metrics.json         optional: `npms eval --json <fit>/metrics.json`
@@ -77,6 +79,7 @@ FIT_PROGRESS_FIELDS = {
     "shape_code": "[Ds] the shape code the frame was tracked with",
     "pose_code": "[Dp] the frame's pose code",
     "translation": "[3] the frame's translation, model units",
+    "rotation": "[3, 3] the frame's body rotation, world from canonical",
     "energy": "the frame's last tracking energy",
     "time": "unix time",
 }
@@ -342,6 +345,11 @@ class LoadedFit:
     translation: np.ndarray  # [T, 3] model units
     losses: dict  # name -> [T]
     meta: dict  # fit.yaml
+    rotation: np.ndarray | None = None  # [T, 3, 3] world from canonical; identities when fit.npz has none
+
+    def __post_init__(self):
+        if self.rotation is None:
+            self.rotation = np.repeat(np.eye(3, dtype=np.float32)[None], len(self.pose_codes), 0)
 
     def sequence_dir(self) -> Path:
         """The fitted depth sequence's directory (fit_sequence_dir)."""
@@ -372,7 +380,10 @@ def read_fit(d) -> LoadedFit:
         raise FitResultError(f"{fit_npz_path(d)}: missing array(s) {missing}")
     losses = {k[5:]: v for k, v in data.items() if k.startswith("loss_")}
     meta = read_yaml_mapping(fit_yaml_path(d), "fit metadata", FitResultError)
-    return LoadedFit(d, data["shape_code"], data["pose_codes"], data["translation"], losses, meta)
+    rotation = data.get("rotation")
+    if rotation is not None and rotation.shape != (len(data["pose_codes"]), 3, 3):
+        raise FitResultError(f"{fit_npz_path(d)}: rotation has shape {rotation.shape}, expected ({len(data['pose_codes'])}, 3, 3)")
+    return LoadedFit(d, data["shape_code"], data["pose_codes"], data["translation"], losses, meta, rotation)
 
 
 def write_fit(out_dir, *, sequence_dir, meta: dict, arrays: dict[str, np.ndarray], canonical_vertices: np.ndarray,

@@ -238,7 +238,7 @@ def test_import_depth_cli_and_its_errors(frontal, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 30), np.uint16)).save(src / "1.png")
     assert "1.png: size (30, 20) (w, h) differs from 0.png's (320, 240)" in error(src, "--out", tmp_path / "o", *intr)
     Image.fromarray(np.zeros((240, 320), np.uint16)).save(src / "1.png")  # an empty frame: imported, warned
-    with pytest.warns(UserWarning, match=r"1 of the first 2 frames had no subject; first: frame 1: no component"):
+    with pytest.warns(UserWarning, match=r"1 of the first 2 frames had no subject; first: frame 1: no pixel with depth"):
         assert cli.main(["data", "import-depth", str(src), "--out", str(tmp_path / "seq2"), *intr, "--up", "0,-1,0"]) == 0
     assert "box [0, 0, 400, 10]: expected" in error(src, "--out", tmp_path / "o", *intr, "--box", 0, 0, 400, 10)
     assert "--up" in error(src, "--out", tmp_path / "o", *intr, "--up", "sideways")

@@ -58,7 +58,7 @@ def _problem(tiny_model, seq):
     m = checkpoint.load_model(tiny_model[0])
     cfg = _small(fit.fast_config())
     prob = fit.Problem(m, seq, cfg)
-    s0, p0, tau0 = problem.initial_codes(prob)
+    s0, p0, tau0, _ = problem.initial_codes(prob)
     prob.canonical_samples(s0, 32, 5000)
     return m, cfg, prob, s0, p0, tau0
 
@@ -85,14 +85,15 @@ def test_refinement_lowers_its_energy(tiny_model, sequence):
     m, cfg, prob, s0, p0, tau0 = _problem(tiny_model, sequence)
     s = s0[None].clone().requires_grad_(True)
     P, tau = p0.expand(3, -1).clone().requires_grad_(True), tau0.expand(3, 3).clone().requires_grad_(True)
+    rot = torch.zeros(3, 3, requires_grad=True)
     x = prob.draw(4000)  # fixed points: the energy before and after on the same sample
 
     def energy():
         with torch.no_grad():
-            return schedules.refine_energy(prob, fit.Codes(s, P, tau), x).item()
+            return schedules.refine_energy(prob, fit.Codes(s, P, tau, rot), x).item()
 
     before = energy()
-    assert schedules.refine(prob, fit.Codes(s, P, tau), 40, fit.Reporter(total=40)) == 40
+    assert schedules.refine(prob, fit.Codes(s, P, tau, rot), 40, fit.Reporter(total=40)) == 40
     assert energy() < 0.9 * before
 
 
@@ -152,8 +153,8 @@ def test_fit_bad_input(tiny_model, sequence, tmp_path):
     pose[:3, 3] += [3.0, 0, 0]
     far_cam.world_from_camera = pose.tolist()
     far = depth.DepthSequence(far_cam, sequence.depths, None, None, tmp_path)
-    with pytest.raises(fit.FitError, match="frame 0: the observed subject"):
-        fit.fit(m, far, cfg)
+    with pytest.raises(fit.FitError, match=r"frame 0: the observed subject .* \(segmentation, which centres the subject, is off\)"):
+        fit.fit(m, far, _small(fit.fast_config(use_segmentation=False)))
     shape_only = tmp_path / "shape_only"
     shape_only.mkdir()
     for name in ["config.yaml", "shape.pt"]:
@@ -196,27 +197,33 @@ def test_warm_start_bank_finds_an_earlier_frame_in_the_same_pose(tiny_model, seq
     x = prob.draw(cfg.points_per_frame)
     sdf_c = prob.shape_sdf(s0[None], x[None]).clamp(-cfg.clamp, cfg.clamp)[0]
     with torch.no_grad():
-        banked, _ = schedules.warm_start(prob, fit.Codes(s0[None], P, tau), 3, x, sdf_c)
+        banked, _, _ = schedules.warm_start(prob, fit.Codes(s0[None], P, tau, torch.zeros(4, 3)), 3, x, sdf_c)
         prob.cfg = fit.FitConfig(track_bank=False, extrapolate=False)
-        plain, _ = schedules.warm_start(prob, fit.Codes(s0[None], P, tau), 3, x, sdf_c)
+        plain, _, _ = schedules.warm_start(prob, fit.Codes(s0[None], P, tau, torch.zeros(4, 3)), 3, x, sdf_c)
     assert torch.equal(banked[0], p0) and torch.equal(plain[0], far[1])
 
 
 def test_candidate_energies_match_the_per_frame_reconstruction_loss(tiny_model, sequence):
     """The warm start ranks all candidates with one partial-SDF query; each must get exactly the
-    L_r that frame_terms gives it alone, or the bank would pick by the wrong numbers."""
+    L_r that frame_terms gives it alone, or the bank would pick by the wrong numbers - with
+    rotations too (candidates turned about the vertical and tilted)."""
     _, cfg, prob, s0, p0, tau0 = _problem(tiny_model, sequence)
     gen = torch.Generator().manual_seed(1)
     P = p0 + 0.5 * torch.randn(5, p0.shape[0], generator=gen)
     tau = tau0 + 0.02 * torch.randn(5, 3, generator=gen)
+    r = torch.randn(5, 3, generator=gen) * torch.tensor([2.0, 0.3, 0.3])
     x = prob.draw(300)
     with torch.no_grad():
         sdf_c = prob.shape_sdf(s0[None], x[None]).clamp(-cfg.clamp, cfg.clamp)[0]
-        batched = prob.candidate_energies(s0[None], P, tau, 1, x, sdf_c)
-        one_by_one = torch.cat([prob.frame_terms(s0[None], P[k : k + 1], tau[k : k + 1], [1], x, False, sdf_c)[0]
-                                for k in range(5)])
-    assert batched.shape == (5,) and len(set(batched.tolist())) == 5
-    torch.testing.assert_close(batched, one_by_one)
+        energies = []
+        for rr in (None, r):
+            batched = prob.candidate_energies(s0[None], P, tau, 1, x, sdf_c, rr)
+            one_by_one = torch.cat([prob.frame_terms(s0[None], P[k : k + 1], tau[k : k + 1], [1], x, False, sdf_c,
+                                                     r=None if rr is None else rr[k : k + 1])[0] for k in range(5)])
+            assert batched.shape == (5,) and len(set(batched.tolist())) == 5
+            torch.testing.assert_close(batched, one_by_one)
+            energies.append(batched)
+    assert (energies[1] - energies[0]).abs().min() > 0  # the rotations were applied
 
 
 def test_fit_with_a_known_shape_fits_poses_only(tiny_model, sequence):

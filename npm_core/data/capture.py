@@ -35,7 +35,7 @@ class SegmentConfig:
     wall_min_extent_m: float = 2.0  # any plane wider than this is background (no body is that flat)
     max_depth_m: float = 6.0  # farther pixels are background
     edge_m: float = 0.1  # neighbouring pixels further apart in depth are not connected
-    min_points: int = 500  # smallest subject, pixels
+    min_points: int = 500  # smallest subject, pixels of a 320x240 frame (scaled by the frame's pixel count)
     centre_radius_m: float = 1.5  # subject's median point at most this far from the optical axis
     # components touching 3 image borders, or both the left and the right one, are background
     attach_m: float = 0.15  # other components this close (3D) to the subject are kept with it
@@ -63,7 +63,7 @@ class FrameSegmentation:
 
     def summary(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "mask"}
-        d["centre_m"] = np.round(self.centre_m, 4).tolist()
+        d["centre_m"] = np.round(self.centre_m, 4).tolist() if np.isfinite(self.centre_m).all() else None
         d["size_m"] = round(float(self.size_m), 4)
         d["floor_normal"] = None if self.floor_normal is None else np.round(self.floor_normal, 5).tolist()
         return d
@@ -187,8 +187,12 @@ def segment_frame(depth: np.ndarray, camera: Camera, cfg: SegmentConfig | None =
     centre_radius_m of the optical axis. up [3] camera frame: floor prior (default: the world's up).
     Raises SegmentationError naming `frame` and what was seen when no subject is found."""
     cfg = cfg or SegmentConfig()
+    cfg = replace(cfg, min_points=max(10, round(cfg.min_points * depth.size / (320 * 240))))
     pix = np.flatnonzero(depth.ravel() > 0)  # the valid pixels; everything below is per valid pixel
     valid = len(pix)
+    if not valid:  # nothing measured: nothing to keep (a fit carries such frames by its temporal term)
+        return FrameSegmentation(np.zeros(depth.shape, bool), "auto" if user_mask is None else "masks", 0, 0, 0, 0, 0,
+                                 np.full(3, np.nan), 0.0, None)
     p = camera_points(camera, depth, pix)
     floor_n, n_floor, n_bg = None, 0, 0
     if user_mask is not None:
@@ -392,13 +396,13 @@ def save_segments(directory, segments) -> None:
 
 def subject_centre(camera: Camera, depths, masks, frames: int = 5, behind_m: float = 0.1) -> np.ndarray:
     """World position [3] metres of the subject's centre: the median of the kept points of the first
-    `frames` frames, moved behind_m further from the camera along the ray through it (a camera sees
+    `frames` frames that have any, moved behind_m further from the camera along the ray through it (a camera sees
     the near side: the body's centre lies about half a body depth behind its visible surface).
     depths [T,H,W] metres, masks [T,H,W] bool."""
-    pts = [camera_points(camera, d, np.flatnonzero(m)) for d, m in zip(depths[:frames], masks[:frames])]
-    pts = np.concatenate([q for q in pts if len(q)] or [np.zeros((0, 3))])
-    if not len(pts):
-        raise SegmentationError(f"no subject point in the first {frames} frames to centre on")
+    seen = [t for t, m in enumerate(masks) if m.any()][:frames]
+    if not seen:
+        raise SegmentationError(f"no subject point in any of the {len(masks)} frames to centre on")
+    pts = np.concatenate([camera_points(camera, depths[t], np.flatnonzero(masks[t])) for t in seen])
     c = np.median(pts, 0)
     c = c + behind_m * c / np.linalg.norm(c)
     return _world(camera, c[None])[0]

@@ -119,6 +119,9 @@ def import_depth(src, out, fx: float, fy: float, cx: float, cy: float, depth_sca
     prior = prior / np.linalg.norm(prior)
     segs, errors = {}, []
     for t in range(min(FRAMES_FOR_WORLD, len(depths))):
+        if not (depths[t] > 0).any():
+            errors.append(f"frame {t}: no pixel with depth")
+            continue
         try:
             segs[t] = capture.segment_frame(depths[t], cam, cfg, box, None if user is None else user[t], prior, frame=t)
         except capture.SegmentationError as e:

@@ -25,6 +25,23 @@ class FitConfig:
     use_temporal: bool = True
     use_icp: bool = True
     use_translation: bool = True
+    # rigid motion of the whole body per frame: posed = R_t (x + f_p(s, p_t, x)) + tau_t
+    use_rotation: bool = True  # R_t = yaw about the vertical (any angle) times a tilt of at most max_tilt_deg
+    max_tilt_deg: float = 30.0
+    yaw_candidates: int = 12  # the first frame's starting yaw: the best of this many round the circle
+    yaw_step_deg: float = 20.0  # tracking also tries the previous frame's yaw +- this
+    lr_rotation: float = 1e-3  # radians per step (paper schedule, refinement)
+    lr_fast_rotation: float = 1e-2  # radians per step (tracking)
+    # captures
+    use_segmentation: bool = True  # keep only the subject and centre it first (data/capture.py)
+    # sensor noise: frames whose estimated noise (data/sensor.py) exceeds noise_floor_m and
+    # noise_floor_px pixel footprints (a clean render's curvature alone reads as ~0.1 of one) get
+    noise_floor_m: float = 0.002
+    noise_floor_px: float = 0.25
+    noise_smooth: bool = True  # edge-aware smoothing of the depth
+    noise_truncation: float = 3.0  # truncation at least this many sigma
+    noise_huber: bool = False  # L_r quadratic within sigma of the data (Huber), linear beyond
+    noise_edges: bool = False  # depth discontinuities and the pixels just off the silhouette: unobserved
     # canonical samples
     canonical_samples: int = 100_000
     canonical_noise: float = 0.015
@@ -59,9 +76,11 @@ class FitConfig:
 
 
 def paper_config(**kw) -> FitConfig:
-    """The reference's settings: 500 iterations over all frame pairs, 20k points per frame."""
-    return FitConfig(schedule="paper", canonical_samples=500_000, init_resolution=256, final_resolution=512,
-                     points_per_frame=20_000, **kw)
+    """The reference's settings: 500 iterations over all frame pairs, 20k points per frame, and
+    the reference's unknowns (translation, no rotation). Segmentation and the noise handling only
+    change captures that need them (clean, segmented frames reach the energy unchanged)."""
+    return FitConfig(**{"schedule": "paper", "canonical_samples": 500_000, "init_resolution": 256, "final_resolution": 512,
+                        "points_per_frame": 20_000, "use_rotation": False, **kw})
 
 
 def fast_config(**kw) -> FitConfig:

@@ -22,15 +22,23 @@ from .run import FitResult
 from .schedules import FrameUpdate
 
 read_result = read_fit  # a fit-result directory -> LoadedFit
-__all__ = ["LoadedFit", "frame_log", "read_result", "write_result"]
+__all__ = ["LoadedFit", "frame_log", "read_result", "rigid", "write_result"]
+
+
+def rigid(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Displaced canonical points [N,3] placed in the world: rotation [3,3] about the model origin,
+    then translation [3] (model units, as fit.npz stores them)."""
+    return points @ np.asarray(rotation, points.dtype).T + np.asarray(translation, points.dtype)
 
 
 def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_name: str, sequence_path,
                  resolution: int | None = None, progress: Callable[[int, int], None] | None = None,
                  compact: bool = False) -> Path:
     """Extract the canonical mesh at `resolution` (default cfg.final_resolution), pose it for every
-    frame, and write the fit-result directory atomically; fit.yaml records the sequence's path
-    relative to out_dir. progress(done, total) per posed frame."""
+    frame (R_t (x + dx) + translation_t), and write the fit-result directory atomically; fit.yaml
+    records the sequence's path relative to out_dir and what segmentation did (capture). When
+    segmentation removed pixels or centred the subject, its masks are saved into the sequence
+    (capture.Prepared.save) for the app to show. progress(done, total) per posed frame."""
     from ..mesh.extract import extract, pose_mesh
 
     s = result.shape_code.to(cfg.device)
@@ -40,18 +48,25 @@ def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_n
         canon = extract(model.shape_decoder.sdf_fn(s), resolution, device=cfg.device)
     v, f = canon.vertices, canon.faces.cpu().numpy()
     T = len(result.pose_codes)
+    rotation = result.rotations().numpy()
     posed_all = []
     for t in range(T):
         with torch.inference_mode():
             posed = pose_mesh(v, model.pose_decoder.displacement_fn(s, result.pose_codes[t].to(cfg.device)))
-        posed_all.append(space.model_to_metres(posed.cpu().numpy() + result.translation[t].numpy()))
+        posed_all.append(space.model_to_metres(rigid(posed.cpu().numpy(), rotation[t], result.translation[t].numpy())))
         if progress:
             progress(t + 1, T)
     meta = {"checkpoint": checkpoint_name, "frames": T, "interrupted": result.interrupted,
             "timings": {**{k: round(x, 2) for k, x in result.timings.items()}, "meshes_s": round(time.time() - t0, 2)},
             "mesh_resolution": resolution, "config": to_dict(cfg)}
+    if result.capture is not None:
+        meta["capture"] = result.capture.summary()
+        # what segmentation kept, for the app: written when it changed something (or replaces an earlier one)
+        if result.capture.removed or np.any(result.capture.offset_m) or layout.sequence_segmentation_dir(sequence_path).is_dir():
+            result.capture.save(sequence_path)
     arrays = {"shape_code": result.shape_code.numpy(), "pose_codes": result.pose_codes.numpy(),
-              "translation": result.translation.numpy(), **{f"loss_{k}": x for k, x in result.losses.items()}}
+              "translation": result.translation.numpy(), "rotation": rotation.astype(np.float32),
+              **{f"loss_{k}": x for k, x in result.losses.items()}}
     return layout.write_fit(out_dir, sequence_dir=sequence_path, meta=meta, arrays=arrays,
                             canonical_vertices=space.model_to_metres(v.cpu().numpy()), faces=f,
                             posed_vertices=np.stack(posed_all), compact=compact)
@@ -67,8 +82,9 @@ def frame_log(out_dir) -> Callable[[FrameUpdate], None]:
     def write(u: FrameUpdate) -> None:
         if not log:
             log.append(JsonlLog(path, fresh=True))
+        rotation = np.eye(3) if u.rotation is None else u.rotation.numpy()
         log[0]({"frame": u.frame, "frames": u.frames, "shape_code": u.shape_code.tolist(),
-                "pose_code": u.pose_code.tolist(), "translation": u.translation.tolist(), "energy": u.energy,
-                "time": time.time()})
+                "pose_code": u.pose_code.tolist(), "translation": u.translation.tolist(),
+                "rotation": np.round(rotation, 6).tolist(), "energy": u.energy, "time": time.time()})
 
     return write

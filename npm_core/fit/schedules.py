@@ -2,8 +2,9 @@
 
 `paper`: the reference's joint optimisation over all neighbouring frame pairs with its weights.
 `fast`: frame-by-frame tracking, each frame starting from the previous frame's code, its
-constant-velocity extrapolation or any earlier frame's code, then a short joint refinement that
-treats off-silhouette observations as upper bounds and frees the shape code.
+constant-velocity extrapolation or any earlier frame's code (and, with rotation, the previous
+yaw turned either way), then a short joint refinement that treats off-silhouette observations
+as upper bounds and frees the shape code.
 Both optimise a `Codes` in place and return a `ScheduleResult`; Ctrl-C ends them early with
 the last completed codes.
 
@@ -25,14 +26,21 @@ from .problem import Problem
 
 @dataclass
 class Codes:
-    """The unknowns: shape [1, Ds], pose codes [T, Dp], translations [T, 3] (model units)."""
+    """The unknowns: shape [1, Ds], pose codes [T, Dp], translations [T, 3] (model units) and
+    rotation parameters [T, 3] (yaw, tilts; problem.rotation_matrices), zeros and not fitted
+    when the fit has no rotation."""
 
     shape: torch.Tensor
     pose: torch.Tensor
     translation: torch.Tensor
+    rotation: torch.Tensor
 
     def detached(self) -> Codes:
-        return Codes(self.shape.detach().clone(), self.pose.detach().clone(), self.translation.detach().clone())
+        return Codes(*(c.detach().clone() for c in (self.shape, self.pose, self.translation, self.rotation)))
+
+    def r(self, prob: Problem, frames=slice(None)) -> torch.Tensor | None:
+        """The frames' rotation parameters, or None when the problem has no rotation."""
+        return self.rotation[frames] if prob.cfg.use_rotation else None
 
 
 @dataclass
@@ -45,6 +53,7 @@ class FrameUpdate:
     pose_code: torch.Tensor  # [Dp]
     translation: torch.Tensor  # [3]
     energy: float  # the frame's last tracking energy
+    rotation: torch.Tensor | None = None  # [3, 3] world from canonical (None: identity)
 
 
 @dataclass
@@ -88,7 +97,7 @@ def run_paper(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
     T = P.shape[0]
     rep.total = cfg.iterations
     kept = None
-    opt = adam([(s, cfg.lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation)])
+    opt = adam([(s, cfg.lr_shape), (P, cfg.lr_pose), (tau, cfg.lr_translation), (codes.rotation, cfg.lr_rotation)])
     sched = torch.optim.lr_scheduler.StepLR(opt, max(1, cfg.iterations // 4), 0.5)
     pairs = [(t, t + 1) for t in range(T - 1)] or [(0, 0)]
     try:
@@ -101,7 +110,7 @@ def run_paper(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
                 frames = sorted({t for pr in batch for t in pr})
                 x = prob.draw(cfg.points_per_frame)
                 fr = torch.tensor(frames)
-                lr, licp, dx = prob.frame_terms(s, P[fr], tau[fr], frames, x, icp)
+                lr, licp, dx = prob.frame_terms(s, P[fr], tau[fr], frames, x, icp, r=codes.r(prob, fr))
                 loss = lr.mean() + cfg.w_icp * licp.mean() + prob.prior(s, P[fr])
                 if cfg.use_temporal and T > 1:
                     pos = {t: i for i, t in enumerate(frames)}
@@ -126,37 +135,45 @@ def run_paper(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
 
 @torch.no_grad()
 def warm_start(prob: Problem, codes: Codes, t: int, x: torch.Tensor, sdf_c: torch.Tensor):
-    """Frame t's starting pose code [1, Dp] and translation [1, 3]: frame t-1's, or
-    (cfg.extrapolate) their constant-velocity extrapolation from t-2 and t-1 when that explains
-    frame t better - a plain warm start falls behind fast limbs and never catches up. x [N, 3]
-    canonical points, sdf_c [N] their clamped canonical SDF.
+    """Frame t's starting pose code [1, Dp], translation [1, 3] and rotation parameters [1, 3]:
+    frame t-1's, or (cfg.extrapolate) their constant-velocity extrapolation from t-2 and t-1 when
+    that explains frame t better - a plain warm start falls behind fast limbs and never catches
+    up. With rotation, frame t-1's codes turned by +-cfg.yaw_step_deg are candidates too (a
+    subject who starts turning). x [N, 3] canonical points, sdf_c [N] their clamped canonical SDF.
 
     cfg.track_bank: any earlier frame's code too. Tracking can settle a limb in a wrong basin
     that no local step leaves, and later frames inherit it; an earlier frame in a similar pose
     starts in the right one."""
-    cfg, P, tau = prob.cfg, codes.pose, codes.translation
+    cfg, P, tau, rot = prob.cfg, codes.pose, codes.translation, codes.rotation
     if t == 0:
-        return P[:1].clone(), tau[:1].clone()
+        return P[:1].clone(), tau[:1].clone(), rot[:1].clone()
     s = codes.shape.detach()
-    cands = [(P[t - 1 : t], tau[t - 1 : t])]
+    cands = [(P[t - 1 : t], tau[t - 1 : t], rot[t - 1 : t])]
     if cfg.extrapolate and t > 1:
-        cands.append((2 * P[t - 1 : t] - P[t - 2 : t - 1], 2 * tau[t - 1 : t] - tau[t - 2 : t - 1]))
-    if cfg.track_bank and t > 2:  # every earlier frame's code, at frame t-1's translation
+        cands.append(tuple(2 * a[t - 1 : t] - a[t - 2 : t - 1] for a in (P, tau, rot)))
+    if cfg.use_rotation and cfg.yaw_step_deg > 0:
+        for sign in (1.0, -1.0):
+            turned = rot[t - 1 : t].clone()
+            turned[0, 0] += sign * np.deg2rad(cfg.yaw_step_deg)
+            cands.append((P[t - 1 : t], tau[t - 1 : t], turned))
+    if cfg.track_bank and t > 2:  # every earlier frame's code, at frame t-1's translation and rotation
         n = cfg.bank_points
-        p_all = torch.cat([p for p, _ in cands] + [P[: t - 1]])
-        tau_all = torch.cat([tt for _, tt in cands] + [tau[t - 1 : t].expand(t - 1, 3)])
-        energy = prob.candidate_energies(s, p_all, tau_all, t, x[:n], sdf_c[:n])
+        p_all = torch.cat([c[0] for c in cands] + [P[: t - 1]])
+        tau_all = torch.cat([c[1] for c in cands] + [tau[t - 1 : t].expand(t - 1, 3)])
+        r_all = torch.cat([c[2] for c in cands] + [rot[t - 1 : t].expand(t - 1, 3)])
+        energy = prob.candidate_energies(s, p_all, tau_all, t, x[:n], sdf_c[:n], r_all if cfg.use_rotation else None)
         k = int(energy.argmin())
-        return p_all[k : k + 1].clone(), tau_all[k : k + 1].clone()
-    energy = [prob.frame_terms(s, p, tt, [t], x, False, sdf_c)[0].item() for p, tt in cands]
-    p, tt = cands[int(np.argmin(energy))]
-    return p.clone(), tt.clone()
+        return p_all[k : k + 1].clone(), tau_all[k : k + 1].clone(), r_all[k : k + 1].clone()
+    energy = [prob.frame_terms(s, p, tt, [t], x, False, sdf_c, r=rr if cfg.use_rotation else None)[0].item()
+              for p, tt, rr in cands]
+    p, tt, rr = cands[int(np.argmin(energy))]
+    return p.clone(), tt.clone(), rr.clone()
 
 
 def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
     """Frame-by-frame warm start (shape fitted on the first frame), then the joint refinement."""
     cfg = prob.cfg
-    s, P, tau = codes.shape, codes.pose, codes.translation
+    s, P, tau, rot = codes.shape, codes.pose, codes.translation, codes.rotation
     T = P.shape[0]
     rep.total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_steps
     try:
@@ -171,17 +188,19 @@ def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
                 with torch.no_grad():
                     sdf_c = prob.shape_sdf(s_t, x_fixed[None]).clamp(-cfg.clamp, cfg.clamp)[0]
                     prev = prob.displacement(s_t, p_prev, x_fixed[None])[0]
-            p_t, tau_t = warm_start(prob, codes, t, x_fixed, sdf_c)
+            p_t, tau_t, r_t = warm_start(prob, codes, t, x_fixed, sdf_c)
             p_t.requires_grad_(True)
             tau_t.requires_grad_(tau.requires_grad)
+            r_t.requires_grad_(rot.requires_grad)
             iters = cfg.first_frame_iters if t == 0 else cfg.frame_iters
-            params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation)]
+            params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation), (r_t, cfg.lr_fast_rotation)]
             if t == 0:
                 params.append((s, cfg.lr_shape * 4))
             opt = adam(params)
+            r_in = r_t if cfg.use_rotation else None
             for _ in range(iters):
                 x = prob.draw(cfg.points_per_frame) if t == 0 else x_fixed
-                lr, licp, dx = prob.frame_terms(s_t, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty, sdf_c)
+                lr, licp, dx = prob.frame_terms(s_t, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty, sdf_c, r=r_in)
                 loss = lr.mean() + cfg.w_icp * licp.mean() + prob.prior(s_t, p_t)
                 if cfg.use_temporal and prev is not None:
                     loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[0], prev)
@@ -192,11 +211,13 @@ def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
             with torch.no_grad():
                 P[t] = p_t.detach()[0]
                 tau[t] = tau_t.detach()[0]
+                rot[t] = r_t.detach()[0]
             p_prev = p_t.detach()
             energy = loss.item()
+            R = prob.rotations(rot[t : t + 1].detach())
             rep.event(stage="track", frame=t + 1, frames=T, step=rep.step, total=rep.total, energy=energy)
             rep.frame(FrameUpdate(t, T, s.detach()[0].cpu().clone(), P[t].detach().cpu().clone(),
-                                  tau[t].detach().cpu().clone(), energy))
+                                  tau[t].detach().cpu().clone(), energy, None if R is None else R[0].cpu().clone()))
         if T > 1:
             refine(prob, codes, cfg.refine_steps, rep)
     except KeyboardInterrupt:
@@ -210,7 +231,8 @@ def refine(prob: Problem, codes: Codes, steps: int, rep: Reporter) -> int:
     if not steps:
         return rep.step
     cfg = prob.cfg
-    opt = adam([(codes.shape, cfg.refine_lr_shape), (codes.pose, cfg.lr_pose), (codes.translation, cfg.lr_translation)])
+    opt = adam([(codes.shape, cfg.refine_lr_shape), (codes.pose, cfg.lr_pose), (codes.translation, cfg.lr_translation),
+                (codes.rotation, cfg.lr_rotation)])
     for _ in range(steps):
         loss = refine_energy(prob, codes, prob.draw(cfg.refine_points))
         opt.zero_grad()
@@ -226,7 +248,7 @@ def refine_energy(prob: Problem, codes: Codes, x: torch.Tensor) -> torch.Tensor:
     silhouette bound if configured, so not the reference L_r), the priors (the refinement's
     shape prior) and L_c between neighbouring frames."""
     cfg, s, P, tau = prob.cfg, codes.shape, codes.pose, codes.translation
-    lr, _, dx = prob.frame_terms(s, P, tau, list(range(len(P))), x, False, bound=cfg.silhouette_bound)
+    lr, _, dx = prob.frame_terms(s, P, tau, list(range(len(P))), x, False, bound=cfg.silhouette_bound, r=codes.r(prob))
     loss = lr.mean() + prob.prior(s, P, cfg.refine_shape_prior)
     if cfg.use_temporal:
         loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[:-1], dx[1:])
