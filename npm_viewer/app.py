@@ -3,13 +3,18 @@
 Thin on purpose: panels (npm_viewer/panels/*) draw widgets and change the State through the Viewer
 interface (interface.py) that App implements; meshes come back from the MeshWorker process (the
 UI thread never waits on torch) and go into the scene (scene.py), which owns the Polyscope
-structures, visibility, camera and the frame shown. Every ps.*/psim.* call stays on this thread;
-the loop is ours (ps.frame_tick), capped at ~30 fps when idle. Scene units are metres.
+structures, visibility, camera and the frame shown. Playback (playback.py) and the keyboard
+(shortcuts.py) are polled once per frame. Every ps.*/psim.* call stays on this thread; the loop
+is ours (ps.frame_tick), capped at ~30 fps when idle. Scene units are metres.
+$NPM_VIEWER_TIMES=FILE: JSON lines {"event", "t"} (t: time.time()) when the first frame is drawn,
+the first body and the full-resolution body are shown (benchmarks/bench_startup.py reads them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from collections import deque
@@ -19,6 +24,7 @@ import numpy as np
 
 from npm_core import layout, space
 
+from . import playback as P
 from . import selection
 from . import state as S
 from .loading import FitReplay, ModelInfo
@@ -26,6 +32,7 @@ from .panels import common, export, pose, sequence, shape, train, transfer
 from .panels import fit as fit_panel
 from .render import save_png
 from .scene import GT_COLOR, Scene, grid_offsets
+from .shortcuts import Shortcuts, help_rows, pressed_keys
 
 PANEL_MODULES = {
     "shape": shape,
@@ -39,7 +46,8 @@ PANEL_MODULES = {
 DEFAULT_CHECKPOINT = "checkpoints/body-v1"
 DEFAULT_FIT = "assets/example_fit"
 REPO_ROOT = Path(__file__).resolve().parents[1]  # where the shipped checkpoint and example live
-PANEL_WIDTH = 470
+PANEL_WIDTH = 470  # at most; a narrow window gets a narrower panel, and the user may resize it
+STATUS_LINES = 2  # the fixed message area: progress line + last message (the rest in the log popup)
 
 
 def shipped(path: str) -> str:
@@ -86,7 +94,12 @@ class App:
         self._shots: list = []  # (path, include_ui) saved after the frame
         self._frame_ms = deque(maxlen=120)
         self._last_t = None
-        self._tab_forced: str | None = None  # a tab chosen from code, held until ImGui shows it
+        self.playback = P.Playback(0)
+        self.clock = 0.0  # seconds of UI time (sum of frame dt): the playback clock
+        self.keys = Shortcuts()
+        self.progress = ""  # what the worker is doing for the body, shown in the fixed message area
+        self._times = os.environ.get("NPM_VIEWER_TIMES")
+        self._logged: set = set()
         if checkpoint:
             if Path(checkpoint).exists():
                 self.open_checkpoint(checkpoint)
@@ -107,6 +120,13 @@ class App:
         self.scene.state = value  # the scene reads the one State
 
     # ------------------------------------------------------------------ Viewer: opening things
+    def log_time(self, event: str) -> None:
+        """Append {"event", "t"} to $NPM_VIEWER_TIMES once per event (start-up measurements)."""
+        if self._times and event not in self._logged:
+            self._logged.add(event)
+            with open(self._times, "a") as f:
+                f.write(json.dumps({"event": event, "t": time.time()}) + "\n")
+
     def open_checkpoint(self, path) -> bool:
         path = str(path).strip()
         try:
@@ -134,7 +154,7 @@ class App:
         )
         if m.note:
             st.info(m.note)
-        self.request_mesh()
+        self.request_mesh(coarse=True)
         return True
 
     def open_fit(self, path) -> bool:
@@ -150,7 +170,7 @@ class App:
         st.fit_text = path
         st.recent_fits = S.push_recent(st.recent_fits, path)
         st.frame, st.play_pos, st.playing = 0, 0.0, False
-        st.info(f"loading fit {path} ({self.replay.frames} frames)")
+        st.info(f"reading fit {path} ({self.replay.frames} frames)")
         return True
 
     def files_dropped(self, paths) -> None:
@@ -170,40 +190,87 @@ class App:
             self.state.error(f"file dialog unavailable ({e}); type a path instead")
 
     # ------------------------------------------------------------------ Viewer: view and timeline
-    def request_mesh(self, preview: bool = False) -> None:
-        for r in selection.requests(self.state, self.model, preview):
-            self.worker.submit(r.channel, self.model.path, r.items, r.resolution, r.pose_mode)
+    def request_mesh(self, preview: bool = False, coarse: bool = False) -> None:
+        """coarse: on a mesh-cache miss the worker sends a preview-resolution body first (opening a checkpoint)."""
+        st = self.state
+        for r in selection.requests(st, self.model, preview):
+            first = st.preview_resolution if coarse and r.channel == "main" and not preview else 0
+            self.worker.submit(r.channel, self.model.path, r.items, r.resolution, r.pose_mode, coarse_first=first)
+            if r.channel == "main" and r.resolution >= st.full_resolution:
+                self.progress = f"computing the body ({r.resolution}^3)"
 
     def timeline(self) -> tuple[int, float]:
         """(frames, fps) of what the current view plays (0 frames: a still view)."""
         return selection.timeline(self.state, self.model, self.replay)
 
     def set_frame(self, k: int) -> None:
+        """Show frame k (wrapped); playback goes on from there if playing."""
+        self._show_frame(k)
+        self.playback.seek(self.state.frame, self.clock)
+
+    def _show_frame(self, k: int) -> None:
         st = self.state
         count, _ = self.timeline()
         st.frame = int(k) % count if count else max(0, int(k))
         st.play_pos = float(st.frame)
         if st.view == "pose" and st.motion_on:
-            if not (st.playing and self.worker.busy("main")):  # while playing, a late frame is skipped
-                self.request_mesh(preview=st.playing)
+            # exact posing always; in real-time mode a frame due while the worker is busy is skipped
+            if not (st.playing and self.worker.busy("main")):
+                self.request_mesh()
         self.scene.sync()
 
-    def play(self, dt: float) -> None:
-        """Advance the timeline by dt seconds while playing (sequence replay or motion playback)."""
+    def toggle_play(self) -> None:
+        """Space / Play: the pose view starts its selected motion when none is on."""
         st = self.state
+        if st.view == "pose" and not st.motion_on and self.model is not None and self.model.motions:
+            st.motion = st.motion if st.motion in self.model.motions else next(iter(self.model.motions))
+            st.motion_on = True
+            self.set_frame(0)
+        st.playing = not st.playing
+        if not st.playing and st.view == "pose":
+            self.request_mesh()  # the paused frame, posed exactly
+
+    def _sync_playback(self) -> int:
+        """Bring the Playback clock in line with the State (clip length, fps, mode, play/pause); the frame count."""
+        st, pb, now = self.state, self.playback, self.clock
         count, fps = self.timeline()
+        if pb.n_frames != count:
+            pb.set_n_frames(count, now)
+        pb.recorded_fps = fps or None
+        want = st.play_fps if st.play_fps != P.AS_RECORDED or fps else 30.0
+        if pb.fps != want:
+            pb.set_fps(want, now)
+        if pb.mode != st.play_mode:
+            pb.set_mode(st.play_mode, now)
+        if st.playing and count and not pb.playing:
+            pb.seek(st.frame, now)
+            pb.play(now)
+        elif pb.playing and pb.frame != st.frame:  # the State was changed directly: it wins
+            pb.seek(st.frame, now)
+        elif pb.playing and not (st.playing and count):
+            pb.pause(now)
+            pb.seek(st.frame, now)  # pause keeps the frame on screen
+        return count
+
+    def play(self, dt: float) -> None:
+        """Advance the timeline by dt seconds while playing (sequence replay or motion playback).
+        Every-frame mode waits for the worker's exact pose of each motion frame before the next."""
+        st = self.state
+        count = self._sync_playback()
+        self.clock += dt
         if not st.playing or not count:
             return
-        old = st.frame
-        st.play_pos, frame = S.advance(st.play_pos, dt, fps, st.speed, count)
-        if frame != old:
-            pos = st.play_pos
-            self.set_frame(frame)
-            st.play_pos = pos
+        if st.play_mode == "every frame" and st.view == "pose" and self.worker.busy("main"):
+            self.playback.seek(st.frame, self.clock)  # hold: the next frame is due 1/fps after this one arrives
+            return
+        frame = self.playback.advance(self.clock)
+        if not self.playback.playing:
+            st.playing = False  # the clip ended (no loop)
+        if frame != st.frame:
+            self._show_frame(frame)
 
     def select_panel(self, name: str) -> None:
         """Switch tab from code (tests, --panel, drag-and-drop)."""
-        self._tab_forced = name
         self._set_panel(name)
 
     def _set_panel(self, name: str) -> None:
@@ -229,10 +296,19 @@ class App:
     def apply_result(self, r) -> None:
         if r.error:
             self.state.error(f"mesh worker: {r.error}")
+            self.progress = ""
             return
         if r.channel == "main" and r.meshes:
             m = r.meshes[0]
             self.scene.set_mesh("body", "body", space.model_to_metres(m.vertices), m.faces, key=m.key)
+            self.log_time("first_body")
+            res = r.stats.get("resolution", 0)
+            if r.partial:
+                self.progress = f"coarse body ({res}^3) shown; computing {self.state.full_resolution}^3 ..."
+            else:
+                self.progress = ""
+                if res >= self.state.full_resolution:
+                    self.log_time("full_body")
         elif r.channel.startswith("fit:"):
             self._live_frame(r)
             return
@@ -351,46 +427,125 @@ class App:
         self.update(dt)
         self.draw()
 
+    def handle_keys(self, keys) -> None:
+        """Apply the shortcuts (shortcuts.py) for the keys pressed this frame."""
+        count, _ = self.timeline()
+        for cmd in self.keys.handle(keys, self.state.frame, count):
+            if cmd.action == "toggle_play":
+                self.toggle_play()
+            elif cmd.action == "seek":
+                if cmd.pause:
+                    self.state.playing = False
+                if self.state.view == "pose":
+                    self.state.motion_on = True
+                self.set_frame(cmd.frame)
+            elif cmd.action == "close_popup":
+                self._close_popups = True
+
     def draw(self) -> None:
         import polyscope as ps
         import polyscope.imgui as psim
 
-        _, h = ps.get_window_size()
-        psim.SetNextWindowPos((8, 8))
-        psim.SetNextWindowSize((PANEL_WIDTH, h - 16))
-        psim.Begin(
-            "NPM Explorer",
-            True,
-            psim.ImGuiWindowFlags_NoMove | psim.ImGuiWindowFlags_NoResize | psim.ImGuiWindowFlags_NoCollapse,
-        )
+        self.handle_keys(pressed_keys(psim))
+        w, h = ps.get_window_size()
+        width = min(PANEL_WIDTH, max(260, int(w * 0.42)))
+        psim.SetNextWindowPos((8, 8), psim.ImGuiCond_FirstUseEver)
+        psim.SetNextWindowSize((width, h - 16), psim.ImGuiCond_FirstUseEver)
+        if not psim.Begin("NPM Explorer"):  # collapsed: the whole window is the 3D view
+            self.scene.panel_width = 0
+            psim.End()
+            self.draw_help()
+            return
+        self.scene.panel_width = int(psim.GetWindowPos()[0] + psim.GetWindowWidth())
+        if getattr(self, "_close_popups", False):  # Escape: opening a popup at this level closes the open ones
+            self._close_popups = False
+            psim.OpenPopup("##escape")
+            if psim.BeginPopup("##escape"):
+                psim.CloseCurrentPopup()
+                psim.EndPopup()
         st = self.state
         psim.TextDisabled("checkpoint")
         common.path_picker(
             self, "checkpoint", "checkpoints", "checkpoint_text", "recent_checkpoints", self.open_checkpoint
         )
-        for level, text in st.messages[-3:]:
+        self.draw_status()
+        psim.Separator()
+        for k, (name, mod) in enumerate(PANEL_MODULES.items()):  # tabs as buttons: no close boxes
+            if k:
+                psim.SameLine()
+            active = st.panel == name
+            if active:
+                psim.PushStyleColor(psim.ImGuiCol_Button, (0.26, 0.46, 0.75, 1.0))
+            if psim.Button(mod.TITLE):
+                self._set_panel(name)
+            if active:
+                psim.PopStyleColor()
+        psim.Separator()
+        PANEL_MODULES[st.panel].draw(self)
+        psim.End()
+        self.draw_help()
+
+    def draw_status(self) -> None:
+        """The fixed message area: always STATUS_LINES lines (progress, last message), then a log popup."""
+        import polyscope.imgui as psim
+
+        st = self.state
+        if self.keys.entry:
+            psim.TextColored((1.0, 0.85, 0.3, 1.0), f"go to frame {self.keys.entry}_  (Enter: go, Esc: cancel)")
+        elif self.progress or (self.replay is not None and not self.replay.done):
+            text = self.progress or f"reading fit: {self.replay.status} ({self.replay.fraction * 100:.0f}%)"
+            psim.TextColored((1.0, 0.85, 0.3, 1.0), text)
+        else:
+            ms = np.mean(self._frame_ms) if self._frame_ms else 0.0
+            psim.TextDisabled(f"ready   frame {ms:.1f} ms   H: keyboard help")
+        if psim.SmallButton(f"log ({len(st.messages)})"):
+            psim.OpenPopup("message log")
+        psim.SameLine()
+        if st.messages:
+            level, text = st.messages[-1]
             col = (1.0, 0.45, 0.4, 1.0) if level == "error" else (0.7, 0.85, 1.0, 1.0)
-            psim.PushTextWrapPos(PANEL_WIDTH - 20)
-            psim.TextColored(col, text)
-            psim.PopTextWrapPos()
-        if st.messages and psim.SmallButton("clear messages"):
-            st.messages = []
+            psim.TextColored(col, text)  # one line, clipped by the panel; the log shows it whole
+            if psim.IsItemHovered():
+                psim.SetTooltip(text)
+        else:
+            psim.TextDisabled("no messages")
+        if psim.BeginPopup("message log"):
+            for level, text in st.messages:
+                psim.PushTextWrapPos(PANEL_WIDTH * 1.5)
+                psim.TextColored((1.0, 0.45, 0.4, 1.0) if level == "error" else (0.8, 0.9, 1.0, 1.0), text)
+                psim.PopTextWrapPos()
+            if st.messages and psim.SmallButton("clear"):
+                st.messages = []
+            psim.EndPopup()
+
+    def draw_help(self) -> None:
+        """The keyboard help overlay (H / F1), made from shortcuts.SHORTCUTS."""
+        import polyscope as ps
+        import polyscope.imgui as psim
+
+        if not self.keys.help_visible:
+            return
+        w, h = ps.get_window_size()
+        psim.SetNextWindowPos((w * 0.5, h * 0.5), psim.ImGuiCond_Always, (0.5, 0.5))
+        psim.SetNextWindowBgAlpha(0.92)
+        psim.Begin(
+            "Keyboard shortcuts",
+            psim.ImGuiWindowFlags_AlwaysAutoResize | psim.ImGuiWindowFlags_NoCollapse | psim.ImGuiWindowFlags_NoSavedSettings,
+        )
+        psim.TextDisabled("on the Sequence and Pose timelines (frames count from 0)")
         psim.Separator()
-        if psim.BeginTabBar("panels", psim.ImGuiTabBarFlags_FittingPolicyResizeDown):
-            for name, mod in PANEL_MODULES.items():
-                flags = psim.ImGuiTabItemFlags_SetSelected if self._tab_forced == name else 0
-                selected, _ = psim.BeginTabItem(mod.TITLE, True, flags)
-                if selected and self._tab_forced == name:
-                    self._tab_forced = None
-                if selected:
-                    if st.panel != name and self._tab_forced is None:
-                        self._set_panel(name)
-                    mod.draw(self)
-                    psim.EndTabItem()
-            psim.EndTabBar()
-        ms = np.mean(self._frame_ms) if self._frame_ms else 0.0
+        if psim.BeginTable("keys", 2, psim.ImGuiTableFlags_RowBg):
+            for keys, what in help_rows():
+                psim.TableNextRow()
+                psim.TableSetColumnIndex(0)
+                psim.TextColored((1.0, 0.85, 0.3, 1.0), keys)
+                psim.TableSetColumnIndex(1)
+                psim.Text(what)
+            psim.EndTable()
         psim.Separator()
-        psim.TextDisabled(f"frame {ms:.1f} ms" + ("   worker busy" if self.worker.busy() else ""))
+        psim.TextDisabled("mouse: left drag rotate, right drag pan, wheel zoom")
+        if psim.Button("Close (H)"):
+            self.keys.help_visible = False
         psim.End()
 
     def tick(self) -> None:
@@ -400,6 +555,7 @@ class App:
         t = time.perf_counter()
         ps.frame_tick()
         self._frame_ms.append((time.perf_counter() - t) * 1000)
+        self.log_time("first_frame")
         while self._shots:
             path, ui = self._shots.pop(0)
             save_png(path, self.capture(ui))
@@ -407,15 +563,10 @@ class App:
             self.recorder.after_frame(self)
 
     def capture(self, include_ui: bool = True) -> np.ndarray:
-        """RGBA [H, W, 4] of the window. Polyscope re-runs the callback for a UI screenshot and
-        ImGui then reports the first tab as selected: hold the current one while it does."""
+        """RGBA [H, W, 4] of the window."""
         import polyscope as ps
 
-        self._tab_forced = self.state.panel
-        try:
-            return ps.screenshot_to_buffer(transparent_bg=False, include_UI=include_ui)
-        finally:
-            self._tab_forced = None
+        return ps.screenshot_to_buffer(transparent_bg=False, include_UI=include_ui)
 
     def screenshot(self, path, include_ui: bool = True) -> None:
         self._shots.append((str(path), include_ui))

@@ -29,6 +29,9 @@ class Viewer(Protocol):
     def set_frame(self, k: int) -> None:
         """Show frame k of the current timeline (wrapped): every view reads this one index."""
 
+    def toggle_play(self) -> None:
+        """Play or pause the timeline (the pose view starts its motion if none is on)."""
+
     def select_panel(self, name: str) -> None:
         """Switch tab from code."""
 

@@ -7,7 +7,9 @@ live in the mesh worker). Must not: import polyscope, or build decoders.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from npm_core import bodies, layout
+from npm_core.atomic import atomic_path
 
 from . import state as S
 
 MAX_POINTS = 15000  # depth points shown per frame
+INFO_CACHE_FORMAT = 1  # bump when ModelInfo's fields change (older cache files are then not read)
 
 
 @dataclass
@@ -38,8 +42,34 @@ class ModelInfo:
     note: str = ""  # why the semantic sliders are missing, if they are
 
     @staticmethod
-    def read(path) -> ModelInfo:
-        """Read checkpoint `path` (layout.CheckpointError, a ValueError, when it is not one)."""
+    def read(path, cache: bool = True) -> ModelInfo:
+        """Read checkpoint `path` (layout.CheckpointError, a ValueError, when it is not one).
+
+        cache: keep the result under <cache root>/models/, keyed by the checkpoint's path and its
+        files' sizes and times, so a later start skips torch and the meta.yaml parse (seconds).
+        """
+        cached = _cache_file(path) if cache else None
+        if cached is not None:
+            try:
+                with open(cached, "rb") as f:
+                    m = pickle.load(f)
+                if isinstance(m, ModelInfo):
+                    m.path = Path(path)
+                    return m
+            except Exception:  # missing, damaged or from another version: read the checkpoint
+                pass
+        m = ModelInfo._read(path)
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(cached) as tmp, open(tmp, "wb") as f:
+                    pickle.dump(m, f, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # a cache that cannot be written only costs time
+                pass
+        return m
+
+    @staticmethod
+    def _read(path) -> ModelInfo:
         from npm_core.models.checkpoint import load_codes
 
         info = layout.read_checkpoint_info(path)
@@ -63,6 +93,23 @@ class ModelInfo:
         if pl and all(label.angles is not None for label in pl):
             m.angles = np.array([label.angles for label in pl], np.float64)
         return m
+
+
+def _cache_file(path) -> Path | None:
+    """<cache root>/models/<hash>.pkl for checkpoint `path` as its files are now (None: not a checkpoint)."""
+    d = Path(path)
+    files = [layout.checkpoint_config_path(d), layout.checkpoint_meta_path(d), layout.checkpoint_semantics_path(d)]
+    files += [layout.checkpoint_stage_path(d, s) for s in layout.STAGES]
+    stamp = [INFO_CACHE_FORMAT, str(d.resolve())]
+    for f in files:
+        try:
+            st = f.stat()
+            stamp.append((f.name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            stamp.append((f.name, None))
+    if stamp[2][1] is None:
+        return None
+    return layout.cache_root() / "models" / (hashlib.sha256(repr(stamp).encode()).hexdigest() + ".pkl")
 
 
 def _motions(info, pose_codes, labels) -> dict:

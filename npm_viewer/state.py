@@ -46,7 +46,9 @@ class State:
     frame: int = 0
     play_pos: float = 0.0  # position in frames (fractional while playing)
     playing: bool = False
-    speed: float = 1.0
+    play_mode: str = "every frame"  # playback.MODES: "every frame" shows each frame, "real-time" may skip
+    play_fps: float | str = "as recorded"  # one of playback.FPS_PRESETS
+    compare: bool = False  # sequence view: fit and truth side by side (offset copies), not overlaid
     # sequence panel
     show_points: bool = True
     show_fit: bool = True
@@ -82,6 +84,7 @@ class State:
     export_mp4: bool = True
     export_ui: bool = False
     messages: list = field(default_factory=list)  # (level, text), newest last
+    identity_filter: str = ""  # text typed to filter the identity lists
 
     def set_panel(self, name: str) -> None:
         if name not in PANELS:
@@ -104,10 +107,10 @@ class State:
             setattr(self, name, [0.0] * len(getattr(self, name)))
 
     def error(self, text: str) -> None:
-        self.messages = (self.messages + [("error", text)])[-5:]
+        self.messages = (self.messages + [("error", text)])[-50:]
 
     def info(self, text: str) -> None:
-        self.messages = (self.messages + [("info", text)])[-5:]
+        self.messages = (self.messages + [("info", text)])[-50:]
 
 
 def shape_label(i: int, label=None) -> str:
@@ -134,9 +137,7 @@ def push_recent(items: list, path: str, n: int = 8) -> list:
     return ([path] + [p for p in items if p != path])[:n]
 
 
-def advance(pos: float, dt: float, fps: float, speed: float, count: int) -> tuple[float, int]:
-    """Playback: position in frames after dt seconds, wrapped to [0, count); and its frame index."""
-    if count <= 0:
-        return 0.0, 0
-    pos = (pos + dt * fps * speed) % count
-    return pos, int(pos) % count
+def filter_items(labels: list, text: str) -> list[int]:
+    """Indices of the labels containing every word of `text` (case-insensitive); all when empty."""
+    words = text.lower().split()
+    return [i for i, label in enumerate(labels) if all(w in label.lower() for w in words)]

@@ -3,8 +3,11 @@
 MeshWorker: one process started with `spawn` (Polyscope holds the GIL for a whole frame, and
 fork would copy GL state), torch threads = cores - 1. Requests carry a job id and a channel
 ("main", "gallery"); the process drains its queue and keeps only the newest request per channel
-(latest wins). Canonical meshes are cached by (code, resolution): a pose change only moves
-vertices. Pose "preview" is npm_core.mesh.posing's anchor posing (weights built once per cached
+(latest wins). Canonical meshes are cached in memory by (code, resolution), so a pose change only
+moves vertices, and on disk (npm_core.mesh.cache, keyed by checkpoint content, code, resolution and
+extractor settings), so a later start shows them without torch: torch and the decoders are loaded
+only on a disk-cache miss or for posing. A full-resolution miss with coarse_first sends a coarse
+mesh first (a MeshResult with partial=True, same job) and then the full one. Pose "preview" is npm_core.mesh.posing's anchor posing (weights built once per cached
 mesh); "exact" poses every vertex. Results are numpy arrays in model units. The decoders live
 here only: the UI process reads codes and labels, never builds a decoder.
 TrainRun: `npms train` (or any command) as a subprocess, progress read from its JSON lines.
@@ -40,6 +43,7 @@ class MeshRequest:
     resolution: int
     pose_mode: str = "exact"  # "exact" | "preview"
     lipschitz: float | None = None  # narrow-band bound; None = VIEW_LIPSCHITZ
+    coarse_first: int = 0  # > 0: on a disk-cache miss, send a mesh at this resolution first
 
 
 @dataclass
@@ -56,6 +60,7 @@ class MeshResult:
     meshes: list = field(default_factory=list)  # [Mesh]
     stats: dict = field(default_factory=dict)  # extract_s, pose_s, total_s, resolution, vertices, cached
     error: str | None = None
+    partial: bool = False  # a coarse mesh sent first; the full one follows with the same job
 
 
 def latest_per_channel(requests: list) -> list:
@@ -71,50 +76,89 @@ class _Serve:
     """The worker process's state: loaded model, canonical-mesh cache, anchor weights."""
 
     def __init__(self, cache_size: int = 16):
-        import torch
+        from npm_core.mesh.cache import MeshCache
 
-        # leave one core to the UI process (on 2 cores: 1 thread, UI frames stay ~2 ms while it works)
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-        self.torch = torch
+        self.torch = None  # imported on the first disk-cache miss or pose (3-5 s on a busy CPU)
         self.path, self.model = None, None
         self.cache: OrderedDict = OrderedDict()
         self.cache_size = cache_size
+        self.disk = MeshCache()
+        self.wanted: str | None = None  # checkpoint of the last request (preloaded when idle)
 
     def model_for(self, path: str):
         """The checkpoint at `path`, reloaded when its stage files change (a finished training run)."""
         from npm_core import layout
-        from npm_core.models.checkpoint import load_model
 
         files = [layout.checkpoint_stage_path(path, s) for s in layout.STAGES]
         stamp = (path, *[f.stat().st_mtime_ns if f.exists() else 0 for f in files])
         if stamp != self.path:
+            if self.torch is None:
+                import torch
+
+                # leave one core to the UI process (on 2 cores: 1 thread, UI frames stay ~2 ms while it works)
+                torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+                self.torch = torch
+            from npm_core.models.checkpoint import load_model
+
             self.model, self.path = None, None
-            self.model = load_model(path)
+            self.model = load_model(path, meta=False)  # the labels in meta.yaml are the UI's, not needed here
             self.path = stamp
             self.cache.clear()
         return self.model
 
-    def canonical(self, code: np.ndarray, resolution: int, stats: dict, lipschitz: float | None = None):
-        from npm_core.mesh.extract import extract
+    def canonical(self, checkpoint: str, code: np.ndarray, resolution: int, stats: dict,
+                  lipschitz: float | None = None):
+        """(key, {"v", "f", "anchors"}) of the canonical mesh: memory, then disk cache, then extraction."""
+        from npm_core.mesh.cache import key_for
 
-        key = (hash(code.tobytes()), resolution)
+        lipschitz = lipschitz or VIEW_LIPSCHITZ
+        try:
+            disk_key = key_for(checkpoint, code, resolution, lipschitz=lipschitz)
+        except OSError:  # no shape stage: model_for names the missing file
+            self.model_for(checkpoint)
+            raise
+        key = (disk_key, resolution)
         if key in self.cache:
             self.cache.move_to_end(key)
             stats["cached"] = True
             return key, self.cache[key]
-        t = time.perf_counter()
-        res = extract(
-            self.model.shape_decoder.sdf_fn(self.torch.from_numpy(code)),
-            resolution,
-            lipschitz=lipschitz or VIEW_LIPSCHITZ,
-        )
-        stats["extract_s"] = stats.get("extract_s", 0.0) + time.perf_counter() - t
-        stats["method"] = res.method
-        entry = {"v": res.vertices.numpy().astype(np.float32), "f": res.faces.numpy().astype(np.int32), "anchors": None}
+        hit = self.disk.get(disk_key)
+        if hit is not None:
+            stats["disk_cache"] = True
+            v, f = hit
+        else:
+            from npm_core.mesh.extract import extract
+
+            model = self.model_for(checkpoint)
+            t = time.perf_counter()
+            res = extract(model.shape_decoder.sdf_fn(self.torch.from_numpy(code)), resolution, lipschitz=lipschitz)
+            stats["extract_s"] = stats.get("extract_s", 0.0) + time.perf_counter() - t
+            stats["method"] = res.method
+            v, f = res.vertices.numpy().astype(np.float32), res.faces.numpy().astype(np.int32)
+            self.disk.put(disk_key, v, f)
+        entry = {"v": v, "f": f, "anchors": None}
         self.cache[key] = entry
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return key, entry
+
+    def preload(self) -> None:
+        """Load the last requested checkpoint's decoders if not loaded yet (errors are reported on use)."""
+        if self.wanted and self.path is None:
+            try:
+                self.model_for(self.wanted)
+            except Exception:
+                pass
+            finally:
+                self.wanted = self.wanted if self.path else None
+
+    def on_disk(self, checkpoint: str, code: np.ndarray, resolution: int, lipschitz: float | None) -> bool:
+        from npm_core.mesh.cache import key_for
+
+        try:
+            return self.disk.path(key_for(checkpoint, code, resolution, lipschitz=lipschitz or VIEW_LIPSCHITZ)).exists()
+        except OSError:
+            return False
 
     def pose(self, entry: dict, shape_code: np.ndarray, pose_code: np.ndarray, mode: str) -> np.ndarray:
         torch = self.torch
@@ -131,16 +175,17 @@ class _Serve:
 
             return pose_mesh(torch.from_numpy(v), fn).numpy()
 
-    def run(self, req: MeshRequest) -> MeshResult:
-        out = MeshResult(req.job, req.channel, stats={"resolution": req.resolution, "extract_s": 0.0, "pose_s": 0.0})
+    def run(self, req: MeshRequest, resolution: int | None = None) -> MeshResult:
+        resolution = resolution or req.resolution
+        out = MeshResult(req.job, req.channel, stats={"resolution": resolution, "extract_s": 0.0, "pose_s": 0.0})
         t0 = time.perf_counter()
         try:
-            model = self.model_for(req.checkpoint)
             for shape_code, pose_code in req.items:
                 shape_code = np.asarray(shape_code, np.float32)
-                key, entry = self.canonical(shape_code, req.resolution, out.stats, req.lipschitz)
+                key, entry = self.canonical(req.checkpoint, shape_code, resolution, out.stats, req.lipschitz)
                 v = entry["v"]
-                if pose_code is not None and model.pose_decoder is not None:
+                model = self.model_for(req.checkpoint) if pose_code is not None else None
+                if model is not None and model.pose_decoder is not None:
                     t = time.perf_counter()
                     v = self.pose(entry, shape_code, np.asarray(pose_code, np.float32), req.pose_mode)
                     out.stats["pose_s"] += time.perf_counter() - t
@@ -164,6 +209,7 @@ def serve(requests, results, stop, paused) -> None:
         try:
             pending = [requests.get(timeout=0.1)]
         except queue.Empty:
+            server.preload()  # idle: load the decoders a cached mesh did not need, before they are asked for
             continue
         while paused.is_set() and not stop.is_set():  # requests pile up; the newest will win
             time.sleep(0.01)
@@ -175,6 +221,14 @@ def serve(requests, results, stop, paused) -> None:
         if any(r is None for r in pending):
             return
         for req in latest_per_channel(pending):
+            server.wanted = req.checkpoint
+            if 0 < req.coarse_first < req.resolution and not all(
+                server.on_disk(req.checkpoint, np.asarray(s, np.float32), req.resolution, req.lipschitz)
+                for s, _ in req.items
+            ):
+                first = server.run(req, req.coarse_first)
+                first.partial = first.error is None
+                results.put(first)
             results.put(server.run(req))
 
 
@@ -199,12 +253,15 @@ class MeshWorker:
         self.last_stats: dict[str, dict] = {}
 
     def submit(
-        self, channel: str, checkpoint, items, resolution: int, pose_mode: str = "exact", lipschitz: float | None = None
+        self, channel: str, checkpoint, items, resolution: int, pose_mode: str = "exact", lipschitz: float | None = None,
+        coarse_first: int = 0,
     ) -> int:
         self.job += 1
         self.submitted[channel] = self.job
         self.requests.put(
-            MeshRequest(self.job, channel, str(checkpoint), list(items), int(resolution), pose_mode, lipschitz)
+            MeshRequest(
+                self.job, channel, str(checkpoint), list(items), int(resolution), pose_mode, lipschitz, coarse_first
+            )
         )
         return self.job
 
@@ -216,6 +273,10 @@ class MeshWorker:
             except queue.Empty:
                 break
             if r.job > self.answered.get(r.channel, 0):
+                if r.partial:  # shown, but the channel still waits for the full mesh of this job
+                    if r.job == self.submitted.get(r.channel):
+                        out.append(r)
+                    continue
                 self.answered[r.channel] = r.job
                 self.last_stats[r.channel] = r.stats
                 out.append(r)

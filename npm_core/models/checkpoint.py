@@ -193,11 +193,12 @@ def load_codes(d) -> tuple[torch.Tensor, torch.Tensor | None]:
     return shape, pose
 
 
-def load_model(d, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load checkpoints/<name>/: config, shape decoder + codes, pose decoder + codes if present, meta."""
+def load_model(d, device: str | torch.device = "cpu", meta: bool = True) -> LoadedModel:
+    """Load checkpoints/<name>/: config, shape decoder + codes, pose decoder + codes if present, meta
+    (meta=False: an empty dict, for callers that only decode; meta.yaml takes seconds to parse)."""
     d = Path(d)
     cfg, sections = load_model_config(d)
-    meta = layout.read_checkpoint_meta(d)
+    meta = layout.read_checkpoint_meta(d) if meta else {}
     shape = ShapeDecoder(cfg.shape)
     shape_codes = _load_stage(d, "shape", shape, f"shape {cfg.shape}")
     pose = pose_codes = None

@@ -97,3 +97,30 @@ def combo(label: str, index: int, items: list) -> tuple[bool, int]:
         psim.TextDisabled(f"{label}: none")
         return False, index
     return psim.Combo(label, min(max(index, 0), len(items) - 1), items)
+
+
+def playback_controls(viewer) -> None:
+    """Play/Pause, step, mode (every frame / real-time) and fps presets of the timeline."""
+    from .. import playback as P
+
+    st = viewer.state
+    if psim.Button("Pause" if st.playing else "Play"):
+        viewer.toggle_play()
+    psim.SameLine()
+    for label, by in (("<", -1), (">", 1)):
+        if psim.Button(label):
+            st.playing = False
+            viewer.set_frame(st.frame + by)
+        psim.SameLine()
+    psim.PushItemWidth(110)
+    modes = list(P.MODES)
+    changed, i = psim.Combo("##mode", modes.index(st.play_mode) if st.play_mode in modes else 0, modes)
+    if changed:
+        st.play_mode = modes[i]
+    psim.SameLine()
+    labels = [str(f) if f == P.AS_RECORDED else f"{f} fps" for f in P.FPS_PRESETS]
+    cur = P.FPS_PRESETS.index(st.play_fps) if st.play_fps in P.FPS_PRESETS else len(labels) - 1
+    changed, i = psim.Combo("##fps", cur, labels)
+    if changed:
+        st.play_fps = P.FPS_PRESETS[i]
+    psim.PopItemWidth()

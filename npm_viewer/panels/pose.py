@@ -12,7 +12,7 @@ import polyscope.imgui as psim
 from npm_core import bodies
 
 from .. import selection
-from .common import combo, delta_sliders, pca_sliders, slider
+from .common import combo, delta_sliders, pca_sliders, playback_controls, slider
 from .shape import draw_stats
 
 TITLE = "Pose"
@@ -68,6 +68,16 @@ def show_motion_frame(viewer, k: int) -> None:
     st = viewer.state
     st.motion_on, st.playing = True, False
     viewer.set_frame(k)
+
+
+def clip_position(rows: list, labels: list, k: int) -> tuple[int, int, int, int]:
+    """(clip index, clips, frame in the clip, the clip's frames) of row k of a motion; a clip is a
+    run of rows of one identity (loading._motions puts them clip after clip)."""
+    who = [labels[r].shape_index if len(labels) > r else None for r in rows]
+    starts = [i for i in range(len(rows)) if i == 0 or who[i] != who[i - 1]]
+    c = max(i for i, s0 in enumerate(starts) if s0 <= k)
+    end = starts[c + 1] if c + 1 < len(starts) else len(rows)
+    return c, len(starts), k - starts[c], end - starts[c]
 
 
 def set_joint(viewer, name: str, degrees: float) -> None:
@@ -132,26 +142,17 @@ def draw(viewer) -> None:
     changed, mi = combo("motion", motions.index(st.motion) if st.motion in motions else 0, motions)
     if changed:
         play_motion(viewer, motions[mi], playing=False)
-    playing = st.playing and st.motion_on
-    if psim.Button("Pause" if playing else "Play motion"):
-        if playing:
-            pause(viewer)
-        elif st.motion_on and st.motion in m.motions:
-            st.playing = True
-        else:
-            play_motion(viewer, st.motion or motions[0])
-    psim.SameLine()
-    psim.PushItemWidth(120)
-    _, st.motion_fps = psim.SliderFloat("fps", st.motion_fps, 2.0, 30.0, "%.0f")
-    psim.PopItemWidth()
+    if not st.motion_on and psim.Button("Play motion"):
+        play_motion(viewer, st.motion or motions[0])
+    elif st.motion_on:
+        playback_controls(viewer)
     rows = selection.motion_rows(st, m)
     if st.motion_on and rows:
         changed, k = psim.SliderInt(f"{st.motion} frame", st.frame % len(rows), 0, len(rows) - 1)
         if changed:
             show_motion_frame(viewer, k)
-        psim.SameLine()
-        k = st.frame % len(rows)
+        clip, n_clips, pos, n = clip_position(rows, m.info.pose_labels, st.frame % len(rows))
         labels = m.info.pose_labels
-        who = f"  {labels[rows[k]].identity}" if len(labels) > rows[k] and labels[rows[k]].identity else ""
-        psim.TextDisabled(f"{k + 1}/{len(rows)}{who}")
+        who = labels[rows[st.frame % len(rows)]].identity if len(labels) > max(rows) else None
+        psim.TextDisabled(f"clip {clip + 1}/{n_clips}{f' ({who})' if who else ''}: frame {pos + 1}/{n}")
     draw_stats(viewer)

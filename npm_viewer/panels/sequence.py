@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polyscope.imgui as psim
 
-from .common import path_picker
+from .common import path_picker, playback_controls
 
 TITLE = "Sequence"
 
@@ -24,7 +24,7 @@ def open_and_show(viewer, path) -> bool:
 
 
 def toggle_play(viewer) -> None:
-    viewer.state.playing = not viewer.state.playing
+    viewer.toggle_play()
 
 
 def step(viewer, by: int) -> None:
@@ -47,18 +47,7 @@ def draw(viewer) -> None:
         psim.ProgressBar(rp.fraction, (-1, 0), rp.status)
         return
     psim.Text(f"{rp.path.name}: {rp.frames} frames, {rp.posed.shape[1]} vertices, {rp.fps:.0f} fps")
-    if psim.Button("Pause" if st.playing else "Play"):
-        toggle_play(viewer)
-    psim.SameLine()
-    if psim.Button("<"):
-        step(viewer, -1)
-    psim.SameLine()
-    if psim.Button(">"):
-        step(viewer, 1)
-    psim.SameLine()
-    psim.PushItemWidth(120)
-    _, st.speed = psim.SliderFloat("speed", st.speed, 0.1, 4.0, "%.1fx")
-    psim.PopItemWidth()
+    playback_controls(viewer)
     changed, k = psim.SliderInt("frame", st.frame, 0, rp.frames - 1)
     if changed:
         viewer.set_frame(k)

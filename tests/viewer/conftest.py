@@ -45,7 +45,17 @@ def backend():
 
 
 @pytest.fixture(scope="session")
-def session_app(backend, tiny_ckpt):
+def mesh_cache_root(tmp_path_factory):
+    """A cache root of this test session (mesh and checkpoint-info caches), set before the worker starts."""
+    import os
+
+    root = tmp_path_factory.mktemp("npm_cache")
+    os.environ["NPM_CACHE_DIR"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def session_app(backend, tiny_ckpt, mesh_cache_root):
     from npm_viewer.app import App
 
     app = App(str(tiny_ckpt), None)

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 from npm_core.layout import PoseCodeLabel, ShapeCodeLabel
@@ -17,11 +16,12 @@ def test_labels():
     assert S.pose_label(5, PoseCodeLabel()) == "5 pose 5"
 
 
-def test_recent_advance_panels():
+def test_recent_filter_panels():
     assert S.push_recent(["a", "b", "c"], "b", n=2) == ["b", "a"]
-    pos, f = S.advance(9.5, 0.1, 10, 1.0, 10)
-    assert f == 0 and np.isclose(pos, 0.5)
-    assert S.advance(3.0, 1.0, 10, 1.0, 0) == (0.0, 0)
+    labels = ["0 s0-0001  m 30y", "1 s0-0002  f 41y", "2 s1-0003  M 22y"]
+    assert S.filter_items(labels, "") == [0, 1, 2]
+    assert S.filter_items(labels, "s0") == [0, 1] and S.filter_items(labels, " m  s1 ") == [2]
+    assert S.filter_items(labels, "zz") == []
     st = S.State()
     st.set_panel("train")
     assert st.panel == "train" and st.view == "shape"
@@ -29,9 +29,9 @@ def test_recent_advance_panels():
     assert st.view == "sequence"
     with pytest.raises(ValueError):
         st.set_panel("nope")
-    for i in range(8):
+    for i in range(60):
         st.error(f"e{i}")
-    assert len(st.messages) == 5 and st.messages[-1] == ("error", "e7")
+    assert len(st.messages) == 50 and st.messages[0] == ("error", "e10") and st.messages[-1] == ("error", "e59")
 
 
 def test_every_panel_field_is_in_the_state():

@@ -1,0 +1,125 @@
+"""Issue-19 behaviour of the app: keyboard shortcuts driving it, every-frame playback, the disk
+mesh cache (a hit shows a body without extracting; a miss sends a coarse body first)."""
+
+import numpy as np
+
+from npm_core.mesh.cache import MeshCache, key_for
+from npm_viewer import workers
+from npm_viewer.panels import pose
+
+
+def test_shortcuts_drive_the_sequence(app, tiny_fit):
+    assert app.open_fit(str(tiny_fit))
+    app.select_panel("sequence")
+    app.settle()
+    st = app.state
+    app.handle_keys(["Space"])
+    assert st.playing
+    app.handle_keys(["Space"])
+    assert not st.playing and st.frame == 0
+    app.handle_keys(["RightArrow", "RightArrow"])
+    assert st.frame == 2
+    app.handle_keys(["LeftArrow"])
+    assert st.frame == 1
+    app.handle_keys(["End"])
+    assert st.frame == 7
+    app.handle_keys(["RightArrow"])  # stops at the last frame, no wrap
+    assert st.frame == 7
+    app.handle_keys(["Home"])
+    assert st.frame == 0
+    app.handle_keys(["5", "Enter"])  # typed frame number + Enter
+    assert st.frame == 5 and app.keys.entry == ""
+    app.handle_keys(["4", "2"])
+    assert app.keys.entry == "42" and st.frame == 5
+    app.tick()  # the entry is drawn in the status line
+    app.handle_keys(["Enter"])
+    assert st.frame == 7  # clamped to the clip
+    app.handle_keys(["Space", "RightArrow"])  # the arrow pauses
+    assert not st.playing
+    app.handle_keys(["H"])
+    assert app.keys.help_visible
+    app.tick()  # draws the help overlay
+    app.handle_keys(["Escape"])
+    assert not app.keys.help_visible
+    app.handle_keys(["Escape"])  # nothing left to cancel: closes popups on the next frame
+    app.tick()
+
+
+def test_every_frame_playback_visits_each_frame(app, tiny_fit):
+    assert app.open_fit(str(tiny_fit))
+    app.select_panel("sequence")
+    app.settle()
+    st = app.state
+    st.play_mode, st.play_fps = "every frame", 10
+    app.set_frame(0)
+    st.playing, seen = True, []
+    for _ in range(10):  # ticks 3x slower than the clip: every frame still comes, one per tick
+        app.play(0.3)
+        seen.append(st.frame)
+    assert seen == [1, 2, 3, 4, 5, 6, 7, 0, 1, 2]
+    st.play_mode = "real-time"
+    app.set_frame(0)
+    seen = []
+    for _ in range(3):  # real time skips: 0.3 s at 10 fps = 3 frames per tick
+        app.play(0.3)
+        seen.append(st.frame)
+    assert seen == [3, 6, 1]
+    app.toggle_play()
+    app.play(1.0)
+    assert not st.playing and st.frame == 1  # pause keeps the frame
+
+
+def test_every_frame_motion_poses_each_frame_exactly(app):
+    app.select_panel("pose")
+    st = app.state
+    st.play_mode, st.play_fps = "every frame", 30
+    pose.play_motion(app, "arm_raise")
+    for r in app.worker.wait(30):  # frame 0 posed first
+        app.apply_result(r)
+    seen = []
+    for _ in range(6):
+        app.play(0.05)
+        for r in app.worker.wait(30):  # the worker's exact pose of this frame arrives before the next
+            app.apply_result(r)  # (no UI tick: its real-time dt would move the clock too)
+        seen.append(st.frame)
+        assert app.worker.last_stats["main"]["pose_mode"] == "exact"
+    assert seen == [1, 2, 3, 4, 0, 1]
+    np.testing.assert_allclose(app.worker.last_stats["main"]["resolution"], st.full_resolution)
+
+
+def test_disk_cache_hit_shows_a_body_without_extracting(tiny_ckpt, tmp_path, monkeypatch):
+    import importlib
+
+    extract = importlib.import_module("npm_core.mesh.extract")  # the module (npm_core.mesh exports the function)
+    code = np.linspace(-0.1, 0.1, 8).astype(np.float32)
+    v = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]], np.float32)
+    f = np.array([[0, 1, 2]], np.int32)
+    monkeypatch.setenv("NPM_CACHE_DIR", str(tmp_path))
+    MeshCache().put(key_for(tiny_ckpt, code, 40, lipschitz=workers.VIEW_LIPSCHITZ), v, f)
+
+    def refuse(*a, **k):
+        raise AssertionError("extracted although the mesh was cached")
+
+    monkeypatch.setattr(extract, "extract", refuse)
+    server = workers._Serve()
+    r = server.run(workers.MeshRequest(1, "main", str(tiny_ckpt), [(code, None)], 40))
+    assert r.error is None and r.stats.get("disk_cache")
+    np.testing.assert_array_equal(r.meshes[0].vertices, v)
+    np.testing.assert_array_equal(r.meshes[0].faces, f)
+    assert server.model is None  # no decoder was loaded for a cached mesh
+
+
+def test_cold_cache_sends_a_coarse_body_first(session_app):
+    w, m = session_app.worker, session_app.model
+    w.wait(30)
+    code = m.shape_codes[1] * 0.5 + 0.01  # a code no test has extracted
+    job = w.submit("main", m.path, [(code, None)], 40, coarse_first=16)
+    got = []
+    while w.busy("main"):
+        got += w.poll()
+    got += w.poll()
+    assert [(r.job, r.partial, r.stats["resolution"]) for r in got] == [(job, True, 16), (job, False, 40)]
+    assert got[1].stats["extract_s"] > 0
+    job = w.submit("main", m.path, [(code, None)], 40, coarse_first=16)  # now on disk: no coarse step
+    (r,) = w.wait(30)
+    assert not r.partial and r.stats["resolution"] == 40 and r.stats.get("cached")
