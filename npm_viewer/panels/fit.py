@@ -57,9 +57,12 @@ def start(viewer, prefix: list | None = None) -> bool:
     from ..fitting import FitRun
 
     st = viewer.state
-    if viewer.fit_run is not None and viewer.fit_run.running:
+    old = viewer.fit_run
+    if old is not None and old.running:
         st.error("a fit is already running: stop it first")
         return False
+    if old is not None and old.proc is not None and not old.ended:
+        old.poll()  # it exited since the last poll: its --out gets its kept log back first
     if viewer.model is None or viewer.model.pose_codes is None:
         st.error("open a checkpoint with a pose stage first (fitting needs both decoders)")
         return False

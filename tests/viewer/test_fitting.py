@@ -132,3 +132,19 @@ def test_paper_schedule_reports_its_bar_and_energy(tiny_ckpt, three_frames, tmp_
     assert run.finished, run.log_tail()
     assert run.frames == {} and run.bar == (6, 6) and run.fraction == 1.0  # no per-frame lines: bar only
     assert [x for x, _ in run.curve][-1] == 6 and all(np.isfinite(e) for _, e in run.curve)
+
+
+def test_a_failed_fit_puts_the_earlier_log_back(three_frames, tmp_path):
+    import shutil
+
+    _, earlier = three_frames
+    out = tmp_path / "out"
+    shutil.copytree(earlier, out)
+    layout.fit_progress_path(out).write_text('{"frame": 0}\n')
+    run = fitting.FitRun(fitting.FitOptions("ck", "seq", str(out)), [sys.executable, "-c", "import sys; sys.exit(3)"])
+    run.start()
+    assert not layout.fit_progress_path(out).exists() and fitting.kept_log_path(out).is_file()  # set aside
+    run.proc.wait()
+    run.poll()
+    assert run.ended and not run.finished and run.status() == "failed (exit code 3)"
+    assert layout.fit_progress_path(out).read_text() == '{"frame": 0}\n' and not fitting.kept_log_path(out).exists()
