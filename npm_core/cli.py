@@ -585,14 +585,13 @@ def cmd_semantics(args) -> None:
             verdict = "kept the refined map" if after < before else "kept the map fitted to codes"
             print(f"{name} map refined through the decoder: held-out loss {before:.5f} -> {after:.5f} ({verdict})")
     semantics.save(sem, layout.checkpoint_semantics_path(args.checkpoint))
-    ph = [l["phenotypes"] for l in m.meta["shape"]["codes"]]
     import numpy as np
 
-    from .bodies import PHENOTYPES
-
-    x = np.array([[p[k] for k in PHENOTYPES] for p in ph])
+    ph = [l.get("attributes") or l["phenotypes"] for l in m.meta["shape"]["codes"]]
+    x = np.array([[p[k] for k in sem.names] for p in ph])
     r2 = sem.shape_to_phenotype.r2(m.shape_codes.numpy(), x)
-    print("shape code -> phenotype R^2 (training codes): " + ", ".join(f"{k} {v:.3f}" for k, v in zip(PHENOTYPES, r2)))
+    what = "phenotype" if sem.attribute_names is None else "attribute"
+    print(f"shape code -> {what} R^2 (training codes): " + ", ".join(f"{k} {v:.3f}" for k, v in zip(sem.names, r2)))
     print("shape PCA explained variance: " + ", ".join(f"{v:.3f}" for v in sem.shape_pca.explained))
     if sem.pose_pca is not None:
         print("pose PCA explained variance: " + ", ".join(f"{v:.3f}" for v in sem.pose_pca.explained))

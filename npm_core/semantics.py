@@ -1,5 +1,6 @@
 """Semantic handles over the learned spaces: phenotypes <-> shape code, joint angles -> pose code,
-and principal directions of both code sets.
+and principal directions of both code sets. For an imported domain (data/meshes.py) the
+identity attributes take the phenotypes' place, and a domain without joint angles gets no pose map.
 
 NPM codes have no meaning of their own; every training code, though, comes with what made it
 (the identity's phenotypes, the frame's joint angles, in meta.yaml). Ridge regression on those
@@ -7,8 +8,8 @@ pairs gives a slider per phenotype / joint that moves a code along the learned s
 beside the checkpoint (semantics.npz), computed by `npms semantics`.
 
 Those pairs are few (one noisy auto-decoded code per training identity), so `refine` then
-trains the MLP maps through the frozen decoders on fresh Anny bodies: the map is judged by the
-surface / vertices it decodes to, not by how close it lands to a training code.
+trains the MLP maps through the frozen decoders on fresh Anny bodies (Anny checkpoints only): the
+map is judged by the surface / vertices it decodes to, not by how close it lands to a training code.
 """
 
 from __future__ import annotations
@@ -161,10 +162,22 @@ class Semantics:
     angles_to_pose: LinearMap | MLPMap | None = None
     pose_pca: PCA | None = None
     angle_range: np.ndarray | None = None  # [2, J]
+    attribute_names: list | None = None  # an imported domain's attributes, in place of the phenotypes (None: Anny)
+
+    @property
+    def names(self) -> list[str]:
+        """What the shape map takes: Anny's phenotypes or the domain's attribute names."""
+        return list(bodies.PHENOTYPES) if self.attribute_names is None else list(self.attribute_names)
+
+    def _attributes(self, values) -> np.ndarray:
+        """[B, A] from a dict of every name or an array (Anny: bodies.check_phenotypes)."""
+        if self.attribute_names is None:
+            return bodies.check_phenotypes(values)
+        return attribute_array(values, self.attribute_names)
 
     def shape_code(self, phenotypes) -> np.ndarray:
-        """phenotypes (dict or [B, 6]) -> shape codes [B, Ds]."""
-        return self.phenotype_to_shape(bodies.check_phenotypes(phenotypes))
+        """phenotypes / attributes (dict or [B, A]) -> shape codes [B, Ds]."""
+        return self.phenotype_to_shape(self._attributes(phenotypes))
 
     def pose_code(self, angles) -> np.ndarray:
         """joint angles in degrees (dict or [B, J]) -> pose codes [B, Dp]."""
@@ -187,12 +200,25 @@ class Semantics:
         """Names of the phenotypes / joints outside the training range (allowed, but marked)."""
         out = []
         if phenotypes is not None:
-            p = bodies.check_phenotypes(phenotypes)[0]
-            out += [n for n, v, lo, hi in zip(bodies.PHENOTYPES, p, *self.phenotype_range) if not lo <= v <= hi]
+            p = self._attributes(phenotypes)[0]
+            out += [n for n, v, lo, hi in zip(self.names, p, *self.phenotype_range) if not lo <= v <= hi]
         if angles is not None and self.angle_range is not None:
             a = bodies.check_joint_angles(angles)[0]
             out += [n for n, v, lo, hi in zip(bodies.JOINT_NAMES, a, *self.angle_range) if not lo <= v <= hi]
         return out
+
+
+def attribute_array(values, names) -> np.ndarray:
+    """[B, A] float64 from {name: number} (every name) or an array of A columns."""
+    if isinstance(values, dict):
+        missing = sorted(set(names) - set(values))
+        if missing:
+            raise ValueError(f"attributes {missing} missing; expected a value for each of {list(names)}")
+        values = [values[n] for n in names]
+    a = np.atleast_2d(np.asarray(values, np.float64))
+    if a.shape[-1] != len(names):
+        raise ValueError(f"expected {len(names)} attributes {list(names)}, got {a.shape[-1]} columns")
+    return a
 
 
 def compute(model, ridge: float = 1e-2, shape_map: str = "mlp", pose_map: str = "mlp") -> Semantics:
@@ -205,12 +231,17 @@ def compute(model, ridge: float = 1e-2, shape_map: str = "mlp", pose_map: str = 
         return LinearMap.fit(x, y, ridge) if kind == "linear" else MLPMap.fit(x, y)
 
     labels = model.meta.get("shape", {}).get("codes")
-    if not labels or "phenotypes" not in labels[0]:
-        raise ValueError(f"{model.path}: meta.yaml has no per-code phenotypes (shape.codes[].phenotypes)")
-    ph = np.concatenate([bodies.check_phenotypes(l["phenotypes"]) for l in labels])
+    names = sorted(labels[0]["attributes"]) if labels and labels[0].get("attributes") else None
+    if not labels or ("phenotypes" not in labels[0] and names is None):
+        raise ValueError(f"{model.path}: meta.yaml has no per-code phenotypes or attributes "
+                         f"(shape.codes[].phenotypes or .attributes; an imported domain needs attributes.yaml)")
+    if names is None:
+        ph = np.concatenate([bodies.check_phenotypes(l["phenotypes"]) for l in labels])
+    else:
+        ph = np.concatenate([attribute_array(l["attributes"], names) for l in labels])
     s = model.shape_codes.detach().cpu().numpy().astype(np.float64)
     sem = Semantics(fit_map(shape_map, ph, s), LinearMap.fit(s, ph, ridge), PCA.fit(s),
-                    np.stack([ph.min(0), ph.max(0)]))
+                    np.stack([ph.min(0), ph.max(0)]), attribute_names=names)
     plabels = model.meta.get("pose", {}).get("codes")
     if model.pose_codes is not None and plabels and "angles" in plabels[0]:
         ang = np.array([l["angles"] for l in plabels], dtype=np.float64)
@@ -242,7 +273,8 @@ class RefineConfig:
 
 
 def refine(sem: Semantics, model, cfg: RefineConfig | None = None, progress=None) -> dict:
-    """Train sem's MLP maps (in place) through the frozen decoders on fresh Anny bodies.
+    """Train sem's MLP maps (in place) through the frozen decoders on fresh Anny bodies ({} for an
+    imported domain: there is no generator of fresh identities to train on).
 
     Shape: phenotypes -> code -> clamped L1 of f_s(code, x) against the true body's SDF.
     Pose: joint angles -> code -> mean distance of x + f_p(s, code, x) to the true posed
@@ -251,6 +283,8 @@ def refine(sem: Semantics, model, cfg: RefineConfig | None = None, progress=None
     import torch
 
     cfg = cfg or RefineConfig()
+    if sem.attribute_names is not None:
+        return {}
     for dec in (model.shape_decoder, model.pose_decoder):
         for p in dec.parameters() if dec is not None else []:
             p.requires_grad_(False)
@@ -362,6 +396,8 @@ def save(sem: Semantics, path) -> None:
     arrays["phenotype_range"] = sem.phenotype_range
     if sem.angle_range is not None:
         arrays["angle_range"] = sem.angle_range
+    if sem.attribute_names is not None:
+        arrays["attribute_names"] = np.array(sem.attribute_names)
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
 
@@ -377,4 +413,5 @@ def load(path) -> Semantics:
         return cls(**{k.split(".", 1)[1]: a[k] for k in keys}) if keys else None
 
     return Semantics(obj(LinearMap, "phenotype_to_shape"), obj(LinearMap, "shape_to_phenotype"), obj(PCA, "shape_pca"),
-                     a["phenotype_range"], obj(LinearMap, "angles_to_pose"), obj(PCA, "pose_pca"), a.get("angle_range"))
+                     a["phenotype_range"], obj(LinearMap, "angles_to_pose"), obj(PCA, "pose_pca"), a.get("angle_range"),
+                     a["attribute_names"].tolist() if "attribute_names" in a else None)
