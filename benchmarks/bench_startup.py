@@ -12,14 +12,22 @@ Measures, on the shipped checkpoint (or --checkpoint), with the mesh worker's th
                                    OS page cache (as after a reboot) and with it in memory
 The cache lives in a temporary directory; nothing under $NPM_CACHE_DIR is touched.
 
+Then the app itself (--app-runs N, 0 to skip): `npm-viewer --checkpoint DIR --screenshot ...` headless
+(EGL) with $NPM_VIEWER_TIMES, timed from the launch to the first frame drawn, the first body shown
+(the coarse one on a cold cache) and the full-resolution body; cold: an empty cache root (mesh and
+checkpoint-info caches), warm: the same root again. --app-only measures only the app and replaces
+that section of --out.
+
     nice -n 5 python benchmarks/bench_startup.py [--checkpoint DIR] [--resolution 128 256] [--repeats 5]
-        [--out benchmarks/results/startup_cpu.md]
+        [--app-runs 3] [--app-only] [--out benchmarks/results/startup_cpu.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +52,62 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+APP_SECTION = "## The app: launch to body"
+APP_EVENTS = ("first_frame", "first_body", "full_body")
+
+
+def launch_app(checkpoint: str, cache_root: Path, timeout: float = 300.0) -> dict:
+    """Seconds from launching npm-viewer to each APP_EVENTS event (stopped once the full body is shown)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        times = Path(tmp) / "times.jsonl"
+        env = {**os.environ, "NPM_CACHE_DIR": str(cache_root), "NPM_VIEWER_TIMES": str(times)}
+        env.pop("DISPLAY", None)
+        cmd = [sys.executable, "-m", "npm_viewer.launch", "--checkpoint", checkpoint,
+               "--screenshot", str(Path(tmp) / "shot.png")]
+        t0 = time.time()
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        got: dict = {}
+        while time.time() - t0 < timeout and "full_body" not in got and proc.poll() is None:
+            time.sleep(0.05)
+            if times.exists():
+                for line in times.read_text().splitlines():
+                    e = json.loads(line)
+                    got[e["event"]] = e["t"] - t0
+        proc.send_signal(signal.SIGINT)  # the app closes its mesh worker on the way out
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if "full_body" not in got:
+            raise RuntimeError(f"npm-viewer showed no full body in {timeout:.0f} s: {got}; "
+                               f"stderr: {proc.stderr.read().decode()[-2000:]}")
+        return got
+
+
+def app_section(checkpoint: str, runs: int) -> str:
+    rows = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as root:
+            cold = launch_app(checkpoint, Path(root))
+            warm = launch_app(checkpoint, Path(root))
+        rows.append((cold, warm))
+        print("cold", cold, "warm", warm, flush=True)
+
+    def med(kind: int, event: str) -> str:
+        vals = [r[kind][event] for r in rows]
+        return f"{statistics.median(vals):.1f} s ({', '.join(f'{v:.1f}' for v in vals)})"
+
+    load = os.getloadavg()[0]
+    return (f"{APP_SECTION}\n\n`npm-viewer --checkpoint {Path(checkpoint).name} --screenshot ...` under EGL (Mesa "
+            f"software GL), {os.cpu_count()} CPU cores, load avg {load:.1f} at the end; medians of {runs} launches "
+            "(each launch in brackets). Cold: empty mesh and checkpoint-info caches; warm: the same caches after a "
+            "cold start.\n\n| cache | first frame drawn | first body on screen | full-resolution body |\n"
+            "|---|---|---|---|\n"
+            + "".join(f"| {name} | " + " | ".join(med(k, e) for e in APP_EVENTS) + " |\n"
+                      for k, name in ((0, "cold"), (1, "warm"))))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "body-v1"))
@@ -52,7 +116,16 @@ def main() -> None:
     p.add_argument("--lipschitz", type=float, default=1.0, help="narrow band L (the viewer's meshes use 1.0)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", help="also write the table to this markdown file")
+    p.add_argument("--app-runs", type=int, default=3, help="cold + warm launches of the app (0: none)")
+    p.add_argument("--app-only", action="store_true", help="measure the app only; replace its section in --out")
     args = p.parse_args()
+    if args.app_only:
+        section = app_section(args.checkpoint, args.app_runs)
+        print(section)
+        if args.out:
+            old = Path(args.out).read_text() if Path(args.out).exists() else ""
+            Path(args.out).write_text(old.split(APP_SECTION)[0].rstrip() + "\n\n" + section)
+        return
 
     out = subprocess.run([sys.executable, "-c", ("import time; t = time.perf_counter(); import torch; "
                                                  "print(time.perf_counter() - t)")], capture_output=True, text=True, check=True)
@@ -123,6 +196,8 @@ def main() -> None:
             f"load avg {load:.1f} at the end; cache reads: medians of {args.repeats}\n\n"
             "| what | measured | size |\n|---|---|---|\n"
             + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows))
+    if args.app_runs:
+        text += "\n" + app_section(args.checkpoint, args.app_runs)
     print(text)
     if args.out:
         Path(args.out).write_text(text)

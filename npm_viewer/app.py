@@ -483,6 +483,7 @@ class App:
         psim.Separator()
         PANEL_MODULES[st.panel].draw(self)
         psim.End()
+        self.draw_labels()
         self.draw_help()
 
     def draw_status(self) -> None:
@@ -517,6 +518,44 @@ class App:
             if st.messages and psim.SmallButton("clear"):
                 st.messages = []
             psim.EndPopup()
+
+    def scene_labels(self) -> list:
+        """[(world position [3], text)]: the scene's labels, and each gallery cell's identity and pose."""
+        out = self.scene.labels()
+        st, m = self.state, self.model
+        if st.view == "transfer" and st.gallery and m is not None and self.scene.group("gallery"):
+            offs = grid_offsets(len(st.gallery_shapes), len(st.gallery_poses), selection.GALLERY_SPACING)
+            k = 0
+            for i in st.gallery_shapes:
+                for j in st.gallery_poses:
+                    who = m.shape_labels[i].split("  ")[0]
+                    pose = m.pose_labels[j].split(" ", 1)[-1] if m.pose_labels else "canonical"
+                    out.append((offs[k] + [0.0, 0.95, 0.0], f"{who} | {pose}"))
+                    k += 1
+        return out
+
+    def draw_labels(self) -> None:
+        """Write scene_labels() over the 3D view at their projected positions (Polyscope draws no 3D text)."""
+        import polyscope as ps
+        import polyscope.imgui as psim
+
+        labels = self.scene_labels()
+        if not labels:
+            return
+        w, h = ps.get_window_size()
+        view = np.asarray(ps.get_camera_view_matrix(), np.float64)
+        f = 1.0 / np.tan(np.deg2rad(ps.get_vertical_fov_degrees()) / 2)
+        dl = psim.GetBackgroundDrawList()
+        for pos, text in labels:
+            x, y, z, _ = view @ np.append(np.asarray(pos, np.float64), 1.0)
+            if z >= 0:  # behind the camera
+                continue
+            sx = (1 + f * x / -z * h / w) * w / 2
+            sy = (1 - f * y / -z) * h / 2
+            tw, th = psim.CalcTextSize(text)
+            dl.AddRectFilled((sx - tw / 2 - 4, sy - th - 2), (sx + tw / 2 + 4, sy + 2),
+                             psim.ColorConvertFloat4ToU32((1.0, 1.0, 1.0, 0.8)))
+            dl.AddText((sx - tw / 2, sy - th), psim.ColorConvertFloat4ToU32((0.1, 0.1, 0.15, 1.0)), text)
 
     def draw_help(self) -> None:
         """The keyboard help overlay (H / F1), made from shortcuts.SHORTCUTS."""
@@ -620,6 +659,15 @@ def parse_args(argv=None):
         metavar="KEY=VALUE",
         help="state field before the screenshot, e.g. --set alpha=0.5 --set shape_b=4 --set gallery=true",
     )
+    p.add_argument(
+        "--render-video",
+        metavar="OUT",
+        help="render headless and write a video (.mp4, or .gif): the panel's timeline (the fit with --panel "
+        "sequence, the default when a fit is given; a motion with --panel pose --set motion_on=true), "
+        "or a turntable with --turntable",
+    )
+    p.add_argument("--turntable", type=int, default=0, metavar="N", help="--render-video: N views of one turn")
+    p.add_argument("--show-help", action="store_true", help="open the keyboard help overlay (screenshots)")
     p.add_argument("--backend", help="polyscope backend (default: openGL3_egl when there is no display)")
     p.add_argument("--size", default="1280x800", help="window size WxH")
     return p.parse_args(argv)
@@ -643,31 +691,63 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import polyscope as ps
 
+    from .panels.export import timeline_video, turntable_video
+    from .workers import MeshWorker
+
+    headless = args.screenshot or args.render_video
+    if args.render_video and not args.turntable and args.panel == "shape" and args.fit:
+        args.panel = "sequence"
+    worker = MeshWorker()  # starts (imports) while the window opens
     size = tuple(int(x) for x in args.size.lower().split("x"))
     backend = init_polyscope(args.backend, size)
-    if backend == "openGL3_egl" and not args.screenshot:
+    if backend == "openGL3_egl" and not headless:
+        worker.close()
         print(
             "npm-viewer: no display (DISPLAY unset): nothing to show a window on. "
-            "Use --screenshot OUT.png to render headless.",
+            "Use --screenshot OUT.png or --render-video OUT.mp4 to render headless.",
             file=sys.stderr,
         )
         return 2
-    if args.screenshot:
+    if headless:
         ps.set_frame_tick_limit_fps_mode("ignore_limits")
-    app = App(args.checkpoint, args.fit)
+    app = App(None, None, worker=worker)
     app.attach()
     try:
+        app.state.info(f"opening {args.checkpoint} ...")
+        app.tick()  # the window shows before the checkpoint is read (seconds on a cold start)
+        if not args.checkpoint:
+            pass
+        elif Path(args.checkpoint).exists():
+            app.open_checkpoint(args.checkpoint)
+        else:
+            app.state.info(f"no checkpoint at {args.checkpoint} yet: open one above")
+        if args.fit and Path(args.fit).exists():
+            app.open_fit(args.fit)
+        elif args.fit:
+            app.state.info(f"no fit result at {args.fit}: open one in the Sequence panel")
         app.select_panel(args.panel)
         apply_overrides(app, args.set)
+        app.keys.help_visible = args.show_help
         app.tick()
-        if args.screenshot:
+        if headless:
             app.settle()
             if args.frame:
                 app.set_frame(args.frame)
             app.settle(frames=4)
+        if args.screenshot:
             save_png(args.screenshot, app.capture(True))
             print(f"wrote {args.screenshot}")
-        else:
+        if args.render_video:
+            try:
+                if args.turntable:
+                    out = turntable_video(app, args.render_video, args.turntable, size)
+                else:
+                    out = timeline_video(app, args.render_video, size)
+            except (ValueError, RuntimeError) as e:
+                print(f"npm-viewer: error: {e}", file=sys.stderr)
+                return 2
+            print(f"wrote {out}")
+        if not headless:
             app.run()
     finally:
         app.close()

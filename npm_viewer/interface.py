@@ -59,5 +59,11 @@ class Viewer(Protocol):
     def capture(self, include_ui: bool = True) -> np.ndarray:
         """RGBA [H, W, 4] of the window as last rendered."""
 
+    def timeline(self) -> tuple[int, float]:
+        """(frames, fps) of what the current view plays; (0, 0.0) for a still view."""
+
+    def settle(self, timeout: float = 120.0, frames: int = 3) -> None:
+        """Run frames until the worker and loaders are idle (exports, scripts)."""
+
     def screenshot(self, path, include_ui: bool = True) -> None:
         """Save a PNG of the window after the current frame is rendered."""

@@ -21,6 +21,7 @@ POINTS_COLOR = (0.2, 0.45, 0.95)
 GROUPS = ("body", "gallery", "fit", "gt", "points")
 BODY_BOX = (np.array([-0.5, -1.0, -0.2]), np.array([0.5, 0.8, 0.2]))  # metres: a standing body, framed alike for all
 FOV_DEG = 45.0  # Polyscope's default vertical field of view
+COMPARE_SHIFT = 1.0  # metres along +x of the truth beside the fit in the side-by-side mode
 
 
 def visible(group: str, state) -> bool:
@@ -32,12 +33,19 @@ def visible(group: str, state) -> bool:
         return view == "transfer" and state.gallery
     if view != "sequence":
         return False
-    return {"fit": state.show_fit, "gt": state.show_gt, "points": state.show_points}[group]
+    compare = getattr(state, "compare", False)  # side by side: fit and truth both shown
+    return {"fit": state.show_fit or compare, "gt": state.show_gt or compare, "points": state.show_points}[group]
+
+
+def shift(node_group: str, state) -> float:
+    """Metres along +x a node is drawn at: the truth beside the fit in the side-by-side mode."""
+    return COMPARE_SHIFT if node_group == "gt" and getattr(state, "compare", False) else 0.0
 
 
 def camera_key(state) -> str:
     """What the camera is framed for: the view (the gallery counts as its own)."""
-    return state.view + ("-gallery" if state.view == "transfer" and state.gallery else "")
+    key = state.view + ("-gallery" if state.view == "transfer" and state.gallery else "")
+    return key + ("-compare" if state.view == "sequence" and getattr(state, "compare", False) else "")
 
 
 def framing(lo, hi, size, panel_width: int = 0, margin: float = 1.15, lift: float = 0.05):
@@ -79,6 +87,7 @@ class Node:
     shown_frame: int | None = None
     enabled: bool | None = None
     colored: bool | None = None
+    shifted: float = 0.0  # the x offset applied to the structure (scene.shift)
 
     @property
     def count(self) -> int:
@@ -169,6 +178,7 @@ class Scene:
                 node.handle.set_transparency(node.transparency)
         node.registrations += 1
         node.shown_frame, node.enabled, node.colored = node.index(self.state.frame), None, None
+        node.shifted = 0.0
 
     # ---------------------------------------------------------------- frame, visibility, camera
     def frames(self) -> int:
@@ -184,6 +194,7 @@ class Scene:
             if node.enabled:
                 self._show_frame(node)
                 self._apply_colours(node)
+                self._apply_shift(node)
         self._apply_ground()
         self.frame_camera()
 
@@ -220,6 +231,16 @@ class Scene:
                 node.handle.remove_all_quantities()
             node.colored = colored
 
+    def _apply_shift(self, node: Node) -> None:
+        dx = shift(node.group, self.state)
+        if dx != node.shifted:
+            t = np.eye(4)
+            t[0, 3] = dx
+            node.handle.set_transform(t)
+            if node.transparency is not None:
+                node.handle.set_transparency(1.0 if dx else node.transparency)  # opaque beside, see-through over
+            node.shifted = dx
+
     def _apply_ground(self) -> None:
         import polyscope as ps
 
@@ -243,7 +264,12 @@ class Scene:
             return BODY_BOX
         main = [n for n in shown if n.group in ("gallery", "fit")] or shown  # not the truth or the depth points
         lo, hi = zip(*(n.bounds() for n in main))
-        return np.min(lo, 0), np.max(hi, 0)
+        lo, hi = np.min(lo, 0), np.max(hi, 0)
+        side = [n for n in shown if shift(n.group, self.state)]
+        for n in side:  # side by side: the shifted truth is framed too
+            d = np.array([shift(n.group, self.state), 0.0, 0.0])
+            lo, hi = np.minimum(lo, n.bounds()[0] + d), np.maximum(hi, n.bounds()[1] + d)
+        return lo, hi
 
     def frame_camera(self) -> None:
         """Front view of what the current view shows, once per view (then the user's camera)."""
@@ -258,6 +284,20 @@ class Scene:
         self.framed = key
         eye, target = framing(*box, ps.get_window_size(), self.panel_width)
         ps.look_at(eye, target)
+
+    def labels(self) -> list:
+        """[(world position [3], text)] to write over the view: fit | truth in the side-by-side mode
+        (the gallery's labels come from the app, which knows the identities)."""
+        if self.state.view != "sequence" or not getattr(self.state, "compare", False):
+            return []
+        out = []
+        for name, text in (("fit", "fit"), ("gt", "truth")):
+            node = self.get(name)
+            if node is not None and node.enabled:
+                v = node.vertices(self.state.frame)
+                top = np.array([(v[:, 0].min() + v[:, 0].max()) / 2, v[:, 1].max() + 0.08, v[:, 2].mean()])
+                out.append((top + [shift(node.group, self.state), 0, 0], text))
+        return out
 
     def mesh_on_screen(self):
         """(vertices [V, 3] metres, faces) of the body or fitted mesh the view shows now, or None."""

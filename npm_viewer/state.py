@@ -54,6 +54,7 @@ class State:
     show_fit: bool = True
     show_gt: bool = False
     color_error: bool = True
+    plot_metric: str = ""  # the metric the sequence plot shows (one at a time, in its own unit)
     # resolutions (cells per axis)
     preview_resolution: int = 48
     full_resolution: int = 128
@@ -83,6 +84,8 @@ class State:
     export_gif: bool = True
     export_mp4: bool = True
     export_ui: bool = False
+    export_camera: str = "exports/camera.json"
+    export_turntable: int = 120  # views in one turn
     messages: list = field(default_factory=list)  # (level, text), newest last
     identity_filter: str = ""  # text typed to filter the identity lists
 

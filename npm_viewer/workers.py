@@ -200,7 +200,9 @@ class _Serve:
 
 
 def serve(requests, results, stop, paused) -> None:
-    """Worker process main loop: block for a request, drain the queue, run the newest per channel."""
+    """Worker process main loop: block for a request, drain the queue, run the newest per channel.
+    While idle, the decoders of the last request's checkpoint are loaded (a cached body needs none,
+    so the first request is not kept waiting for them)."""
     server = _Serve()
     while not stop.is_set():
         if paused.is_set():

@@ -124,3 +124,27 @@ def playback_controls(viewer) -> None:
     if changed:
         st.play_fps = P.FPS_PRESETS[i]
     psim.PopItemWidth()
+
+
+def identity_filter(viewer) -> None:
+    """The text field that narrows every identity list (words matched anywhere in the label)."""
+    st = viewer.state
+    psim.PushItemWidth(-150)
+    _, st.identity_filter = psim.InputText("find identity", st.identity_filter)
+    psim.PopItemWidth()
+    if st.identity_filter and viewer.model is not None:
+        from ..state import filter_items
+
+        psim.SameLine()
+        psim.TextDisabled(f"{len(filter_items(viewer.model.shape_labels, st.identity_filter))} match")
+
+
+def search_combo(viewer, label: str, index: int, labels: list) -> tuple[bool, int]:
+    """combo over the labels that match state.identity_filter (the current one always listed)."""
+    from ..state import filter_items
+
+    keep = filter_items(labels, viewer.state.identity_filter)
+    if index not in keep:
+        keep = [index] + keep
+    changed, k = combo(label, keep.index(index), [labels[i] for i in keep])
+    return changed, keep[k]

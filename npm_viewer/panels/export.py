@@ -1,6 +1,8 @@
-"""Export panel: the mesh on screen as .ply/.obj (metres, trimesh), a screenshot, and a frame
-sequence (PNGs, plus GIF via Pillow and MP4 via imageio-ffmpeg when installed) of a sequence
-replay or a shape/pose interpolation.
+"""Export panel: the mesh on screen as .ply/.obj (metres, trimesh), a screenshot, the camera to
+and from a JSON file (camera_io), MP4 videos rendered headless-style (headless.py: the timeline
+shown - sequence replay or motion - or a turntable of the body), and a frame sequence (PNGs,
+plus GIF via Pillow and MP4 via imageio-ffmpeg when installed) of a sequence replay or a
+shape/pose interpolation.
 
 Frames are captured after a rendered frame (the app calls Recorder.after_frame), never inside the
 ImGui callback. The panel's settings live in the State (export_*).
@@ -42,6 +44,65 @@ def save_mesh(viewer, path) -> Path | None:
     trimesh.Trimesh(np.asarray(mesh[0]), np.asarray(mesh[1]), process=False).export(path)
     viewer.state.info(f"wrote {path}")
     return path
+
+
+def timeline_video(viewer, path, size=(1280, 720), progress=None) -> Path:
+    """The current timeline (sequence replay, or the pose view's motion) frame by frame into `path`
+    (.mp4 / .gif) at its own fps; every frame is rendered (the worker's exact pose is waited for)."""
+    from .. import headless
+
+    st = viewer.state
+    count, fps = viewer.timeline()
+    if not count:
+        raise ValueError("nothing plays in this view: open a fit (Sequence) or play a motion (Pose) first")
+    old, st.playing = st.frame, False
+
+    def update(i: int) -> None:
+        viewer.set_frame(i)
+        viewer.settle(frames=0)  # a motion frame is posed by the worker: wait for it
+
+    try:
+        return headless.render_video(path, update, count, fps, size, progress)
+    finally:
+        viewer.set_frame(old)
+
+
+def turntable_video(viewer, path, n_frames: int = 120, size=(1280, 720), fps: float = 30.0, progress=None) -> Path:
+    """One turn of the camera around the mesh on screen (the body or the fit) in n_frames frames."""
+    from .. import headless
+
+    mesh = viewer.mesh_on_screen()
+    if mesh is None:
+        raise ValueError("no mesh on screen to turn around")
+    v = np.asarray(mesh[0])
+    lo, hi = v.min(0), v.max(0)
+    radius = 1.2 * float(np.linalg.norm(hi - lo))
+    return headless.render_turntable(path, (lo + hi) / 2, radius, 10.0, n_frames, fps, size, progress)
+
+
+def export_video(viewer, kind: str, path, n_frames: int = 120):
+    """Export panel buttons: errors become one message instead of an exception."""
+    try:
+        out = timeline_video(viewer, path) if kind == "timeline" else turntable_video(viewer, path, n_frames)
+    except (ValueError, RuntimeError, OSError) as e:
+        viewer.state.error(f"cannot write {kind} video: {e}")
+        return None
+    viewer.state.info(f"wrote {out}")
+    return out
+
+
+def camera(viewer, action: str, path) -> None:
+    """Save the view camera to / load it from a JSON file."""
+    from .. import camera_io
+
+    try:
+        if action == "save":
+            viewer.state.info(f"camera -> {camera_io.save_camera(path)}")
+        else:
+            camera_io.load_camera(path)
+            viewer.state.info(f"camera <- {path}")
+    except (ValueError, OSError) as e:
+        viewer.state.error(f"camera: {e}")
 
 
 def screenshot(viewer, path, include_ui: bool = True) -> None:
@@ -160,6 +221,29 @@ def draw(viewer) -> None:
     _, st.export_ui = psim.Checkbox("include the UI", st.export_ui)
     if psim.Button("Screenshot"):
         screenshot(viewer, out / f"screenshot-{stamp}.png", st.export_ui)
+    psim.Separator()
+    psim.TextDisabled("camera (JSON)")
+    _, st.export_camera = psim.InputText("camera file", st.export_camera)
+    if psim.Button("Save camera"):
+        camera(viewer, "save", st.export_camera)
+    psim.SameLine()
+    if psim.Button("Load camera"):
+        camera(viewer, "load", st.export_camera)
+    psim.Separator()
+    psim.TextDisabled("video (1280x720, the 3D view only)")
+    suffix = ".mp4" if has_ffmpeg() else ".gif"
+    count, fps = viewer.timeline()
+    if count:
+        if psim.Button(f"Timeline {suffix} ({count} frames, {fps:.0f} fps)"):
+            export_video(viewer, "timeline", out / f"timeline-{stamp}{suffix}")
+    else:
+        psim.TextDisabled("timeline video: open a fit or play a motion")
+    if psim.Button(f"Turntable {suffix}"):
+        export_video(viewer, "turntable", out / f"turntable-{stamp}{suffix}", st.export_turntable)
+    psim.SameLine()
+    psim.PushItemWidth(120)
+    _, st.export_turntable = psim.SliderInt("views", st.export_turntable, 12, 360)
+    psim.PopItemWidth()
     psim.Separator()
     psim.TextDisabled("frame sequence")
     i = SOURCES.index(st.export_source) if st.export_source in SOURCES else 0

@@ -70,6 +70,17 @@ def show_motion_frame(viewer, k: int) -> None:
     viewer.set_frame(k)
 
 
+def random_pose(viewer) -> int:
+    """Pose A := a random training pose code (seeded by the draws so far: reproducible); beta 0."""
+    import numpy as np
+
+    st = viewer.state
+    st.prior_draws += 1
+    row = int(np.random.default_rng(1000 + st.prior_draws).integers(len(viewer.model.pose_codes)))
+    set_poses(viewer, a=row, beta=0.0)
+    return row
+
+
 def clip_position(rows: list, labels: list, k: int) -> tuple[int, int, int, int]:
     """(clip index, clips, frame in the clip, the clip's frames) of row k of a motion; a clip is a
     run of rows of one identity (loading._motions puts them clip after clip)."""
@@ -137,6 +148,10 @@ def draw(viewer) -> None:
         if psim.IsItemDeactivatedAfterEdit():
             viewer.request_mesh()
     slider(viewer, "beta (A -> B)", st.beta, lambda v: set_beta(st, v))
+    if psim.Button("Random pose"):
+        random_pose(viewer)
+    psim.SameLine()
+    psim.TextDisabled("A := a random training pose code")
     draw_semantic(viewer)
     psim.Separator()
     changed, mi = combo("motion", motions.index(st.motion) if st.motion in motions else 0, motions)

@@ -60,31 +60,76 @@ def draw(viewer) -> None:
         psim.SameLine()
     psim.NewLine()
     if rp.errors is not None:
-        _, st.color_error = psim.Checkbox("colour fit by vertex error", st.color_error)
-        if st.color_error:
-            psim.SameLine()
-            psim.TextDisabled(f"0 - {rp.error_range() * 1000:.0f} mm")
+        _, st.color_error = psim.Checkbox("colour fit by vertex error (scale below, cm)", st.color_error)
+    if rp.gt is not None:
+        _, st.compare = psim.Checkbox("side by side: fit | truth (same frame)", st.compare)
     draw_metrics(viewer)
 
 
+# matplotlib's Reds at 0, .25, .5, .75, 1: the colour map Polyscope's "reds" draws the errors with
+REDS = ((1.0, 0.961, 0.941, 1.0), (0.988, 0.733, 0.631, 1.0), (0.984, 0.416, 0.290, 1.0),
+        (0.796, 0.094, 0.114, 1.0), (0.404, 0.0, 0.051, 1.0))
+def metric_series(rp) -> dict:
+    """Display name (with unit) -> per-frame values [T] in that unit: IoU, Chamfer-L2, vertex
+    error (EPE) in cm, and the fit's energy terms."""
+    out = {}
+    order = ("mean vertex error (mm)", "IoU", "Chamfer-L2")  # the comparisons with the truth first
+    for name, values in sorted(rp.metrics.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 3):
+        v = np.asarray(values, np.float64)
+        if name == "mean vertex error (mm)":
+            out["vertex error EPE (cm)"] = v / 10.0
+        elif name in ("IoU", "Chamfer-L2"):
+            out[name] = v
+        else:
+            out[f"energy: {name}"] = v
+    return out
+
+
+def colour_bar(label: str, hi: float, width: float = 0.0, height: float = 12.0) -> None:
+    """Horizontal scale of the error colours from 0 to hi (the reds map), ticks below, drawn with ImGui."""
+    width = width or psim.GetContentRegionAvail()[0]
+    x0, y0 = psim.GetCursorScreenPos()
+    dl = psim.GetWindowDrawList()
+    u32 = psim.ColorConvertFloat4ToU32
+    n = len(REDS) - 1
+    for k in range(n):
+        a, b = x0 + width * k / n, x0 + width * (k + 1) / n
+        ca, cb = u32(REDS[k]), u32(REDS[k + 1])
+        dl.AddRectFilledMultiColor((a, y0), (b, y0 + height), ca, cb, cb, ca)
+    psim.Dummy((width, height))
+    ticks = [0.0, hi / 2, hi]
+    psim.TextDisabled(f"{ticks[0]:.1f}")
+    for t, frac in ((ticks[1], 0.5), (ticks[2], 1.0)):
+        text = f"{t:.1f} {label}" if frac == 1.0 else f"{t:.1f}"
+        psim.SameLine(max(0.0, width * frac - psim.CalcTextSize(text)[0] * frac) + psim.GetStyle().WindowPadding[0])
+        psim.TextDisabled(text)
+
+
 def draw_metrics(viewer) -> None:
+    """One metric at a time (a combo), in its own unit, the frame shown as a draggable line."""
     from polyscope import implot
 
     st, rp = viewer.state, viewer.replay
-    if not rp.metrics:
+    series = metric_series(rp)
+    if not series:
         return
-    if implot.BeginPlot("per-frame metrics", (-1, 200)):
+    names = list(series)
+    cur = names.index(st.plot_metric) if st.plot_metric in names else 0
+    psim.PushItemWidth(-1)
+    changed, cur = psim.Combo("##metric", cur, names)
+    psim.PopItemWidth()
+    st.plot_metric = names[cur]
+    values = series[names[cur]]
+    if rp.errors is not None and st.color_error:
+        psim.TextDisabled("vertex error colours (distance to the nearest truth vertex)")
+        colour_bar("cm", rp.error_range() * 100.0)
+    if implot.BeginPlot("##metrics", (-1, 150), implot.ImPlotFlags_NoLegend | implot.ImPlotFlags_NoMenus):
         implot.SetupAxes("frame", "", implot.ImPlotAxisFlags_AutoFit, implot.ImPlotAxisFlags_AutoFit)
-        ref = rp.metrics.get("mean vertex error (mm)")
-        for name, values in rp.metrics.items():
-            v = np.asarray(values, np.float64)
-            if name.startswith("mean vertex"):
-                implot.PlotLine(name, v)
-            else:  # losses: rescaled to the error curve's range so both are readable
-                scale = (np.max(ref) / max(np.max(v), 1e-12)) if ref is not None else 1.0
-                implot.PlotLine(f"{name} (x{scale:.3g})", v * scale)
+        implot.PlotLine(names[cur], values)
         changed, x = implot.DragLineX(0, float(st.frame), (1.0, 0.3, 0.3, 1.0), 2.0)
         if changed:
             st.playing = False
             viewer.set_frame(round(x))
         implot.EndPlot()
+    k = min(st.frame, len(values) - 1)
+    psim.TextDisabled(f"frame {st.frame}: {names[cur]} = {values[k]:.4g}")

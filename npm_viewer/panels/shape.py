@@ -11,7 +11,7 @@ import polyscope.imgui as psim
 from npm_core import bodies, compose
 
 from .. import selection
-from .common import combo, delta_sliders, pca_sliders, slider
+from .common import delta_sliders, identity_filter, pca_sliders, search_combo, slider
 
 TITLE = "Shape"
 
@@ -72,15 +72,16 @@ def draw(viewer) -> None:
         return
     labels = m.shape_labels
     psim.TextDisabled(f"{len(labels)} training identities (id, sex, age, weight/height/muscle)")
+    identity_filter(viewer)
     if st.sampled is not None:
         psim.Text("A: a code sampled from the prior")
         if psim.SmallButton("back to training code A"):
             set_codes(viewer, a=st.shape_a)
     else:
-        changed, i = combo("shape A", st.shape_a, labels)
+        changed, i = search_combo(viewer, "shape A", st.shape_a, labels)
         if changed:
             set_codes(viewer, a=i)
-    changed, j = combo("shape B", st.shape_b, labels)
+    changed, j = search_combo(viewer, "shape B", st.shape_b, labels)
     if changed:
         set_codes(viewer, b=j)
     slider(viewer, "alpha (A -> B)", st.alpha, lambda v: setattr(st, "alpha", v))

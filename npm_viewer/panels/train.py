@@ -18,6 +18,12 @@ from npm_core import layout
 from ..state import TRAIN_STAGES as STAGES
 
 TITLE = "Train"
+NEEDS = (  # measured on 2 CPU cores with configs/train_fast.yaml (benchmarks/results/train_cpu.md)
+    "Needs the training set first: `npms data build --config CONFIG` (about 6 min, 2.7 GB in the cache; "
+    "a second run is a no-op). Then the shape stage (60 epochs, about 33 min on 2 CPU cores), then the "
+    "pose stage (20 epochs, about 39 min). Training runs in a separate process; this window stays "
+    "responsive, Stop keeps the last epoch and Start resumes from it."
+)
 
 
 def configs() -> list:
@@ -105,7 +111,7 @@ def draw(viewer) -> None:
         if psim.Button("Watch progress"):
             watch(viewer, st.train_out, st.train_stage)
     if run is None:
-        psim.TextWrapped("Training runs in a separate process; this window stays responsive.")
+        psim.TextWrapped(NEEDS)
         return
     psim.Separator()
     e = run.last

@@ -8,7 +8,7 @@ import numpy as np
 import polyscope.imgui as psim
 
 from ..selection import GALLERY_RESOLUTION
-from .common import combo
+from .common import combo, identity_filter, search_combo
 
 TITLE = "Transfer"
 
@@ -52,7 +52,8 @@ def draw(viewer) -> None:
     if changed:
         set_gallery(viewer, gal)
     if not st.gallery:
-        changed, i = combo("shape of", st.transfer_shape, m.shape_labels)
+        identity_filter(viewer)
+        changed, i = search_combo(viewer, "shape of", st.transfer_shape, m.shape_labels)
         if changed:
             set_transfer(viewer, shape=i)
         if m.pose_codes is None:

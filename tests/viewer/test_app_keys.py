@@ -123,3 +123,63 @@ def test_cold_cache_sends_a_coarse_body_first(session_app):
     job = w.submit("main", m.path, [(code, None)], 40, coarse_first=16)  # now on disk: no coarse step
     (r,) = w.wait(30)
     assert not r.partial and r.stats["resolution"] == 40 and r.stats.get("cached")
+
+
+def test_exports_timeline_mp4_turntable_and_camera(app, tiny_fit, tmp_path, rendering):
+    import imageio.v3 as iio
+
+    from npm_viewer.panels import export
+
+    app.select_panel("shape")
+    tt = export.export_video(app, "turntable", tmp_path / "turn.mp4", n_frames=5)
+    frames = iio.imread(tt)
+    assert frames.shape[0] == 5 and not np.array_equal(frames[0], frames[2])  # the camera turns
+    assert export.export_video(app, "timeline", tmp_path / "none.mp4") is None  # a still view: refused
+    assert "nothing plays" in app.state.messages[-1][1]
+    assert app.open_fit(str(tiny_fit))
+    app.select_panel("sequence")
+    app.settle()
+    app.set_frame(2)
+    out = export.export_video(app, "timeline", tmp_path / "seq.mp4")
+    assert iio.imread(out).shape[0] == app.replay.frames == 8 and app.state.frame == 2
+    export.camera(app, "save", tmp_path / "cam.json")
+    assert (tmp_path / "cam.json").exists()
+    export.camera(app, "load", tmp_path / "nothing.json")
+    assert app.state.messages[-1][0] == "error" and "not found" in app.state.messages[-1][1]
+
+
+def test_compare_side_by_side_labels_and_panel_helpers(app, tiny_fit):
+    from npm_viewer import scene as SC
+    from npm_viewer.panels import sequence
+
+    assert app.open_fit(str(tiny_fit))
+    app.select_panel("sequence")
+    app.settle()
+    st = app.state
+    st.show_gt, st.compare = False, True
+    app.set_frame(3)
+    app.tick()
+    gt = app.scene.get("gt")
+    assert gt.enabled and gt.shifted == SC.COMPARE_SHIFT  # the truth is shown beside the fit
+    (fpos, ftext), (gpos, gtext) = app.scene.labels()
+    assert (ftext, gtext) == ("fit", "truth")
+    assert abs((gpos[0] - fpos[0]) - SC.COMPARE_SHIFT) < 0.1  # same frame, shifted copies
+    st.compare = False
+    app.tick()
+    assert not gt.enabled and app.scene.labels() == []
+    st.show_gt = True  # overlaid again (a hidden node catches up when shown)
+    app.tick()
+    assert gt.enabled and gt.shifted == 0.0
+    series = sequence.metric_series(app.replay)
+    assert list(series)[0] == "vertex error EPE (cm)"
+    np.testing.assert_allclose(series["vertex error EPE (cm)"], app.replay.metrics["mean vertex error (mm)"] / 10)
+    app.select_panel("pose")
+    row = pose.random_pose(app)
+    assert app.state.pose_a == row and 0 <= row < len(app.model.pose_codes) and not app.state.motion_on
+    app.select_panel("transfer")
+    from npm_viewer.panels import transfer
+
+    transfer.set_gallery(app, True, [0, 3], [0, 5])
+    app.settle()
+    texts = [t for _, t in app.scene_labels()]
+    assert texts == ["0 t0 | arm_raise #0", "0 t0 | wave #0", "3 t3 | arm_raise #0", "3 t3 | wave #0"]
