@@ -92,6 +92,7 @@ class App:
         self.live = None  # fitting.LiveFrames of that fit, shown in the sequence view while it runs
         self.dialogs: dict = {}  # kind -> (FolderDialog, on_done)
         self._shots: list = []  # (path, include_ui) saved after the frame
+        self._after: list = []  # work that renders frames itself (video export): run after the frame
         self._frame_ms = deque(maxlen=120)
         self._last_t = None
         self.playback = P.Playback(0)
@@ -194,10 +195,33 @@ class App:
         """coarse: on a mesh-cache miss the worker sends a preview-resolution body first (opening a checkpoint)."""
         st = self.state
         for r in selection.requests(st, self.model, preview):
+            if r.channel == "main" and not preview:
+                self._show_cached(r)
             first = st.preview_resolution if coarse and r.channel == "main" and not preview else 0
             self.worker.submit(r.channel, self.model.path, r.items, r.resolution, r.pose_mode, coarse_first=first)
             if r.channel == "main" and r.resolution >= st.full_resolution:
                 self.progress = f"computing the body ({r.resolution}^3)"
+
+    def _show_cached(self, r) -> None:
+        """An unposed body already in the disk mesh cache goes on screen now, before the worker
+        (started in parallel, still busy importing on a fresh start) answers with the same mesh."""
+        if len(r.items) != 1 or r.items[0][1] is not None:
+            return
+        from npm_core.mesh.cache import MeshCache, key_for
+
+        from .workers import VIEW_LIPSCHITZ
+
+        try:
+            key = key_for(self.model.path, r.items[0][0], r.resolution, lipschitz=VIEW_LIPSCHITZ)
+            hit = MeshCache().get(key)
+        except (OSError, ValueError):
+            return
+        if hit is not None:
+            self.scene.set_mesh("body", "body", space.model_to_metres(hit[0]), hit[1], key=(key, r.resolution))
+            self.log_time("first_body")
+            if r.resolution >= self.state.full_resolution:
+                self.log_time("full_body")
+            self.scene.sync()
 
     def timeline(self) -> tuple[int, float]:
         """(frames, fps) of what the current view plays (0 frames: a still view)."""
@@ -333,9 +357,10 @@ class App:
         self.scene.reframe()
 
     def request_live_frames(self, events: list) -> None:
-        """Depth points now, posed bodies from the worker (one channel per frame: none is dropped)."""
+        """Depth points read off the UI thread, posed bodies from the worker (one channel per frame:
+        none is dropped); called every frame while the fit runs, with the newly tracked frames."""
         run, live = self.fit_run, self.live
-        if run is None or live is None:
+        if run is None or live is None or self.replay is not None:
             return
         for e in events:
             live.read_points(e["frame"])
@@ -343,7 +368,7 @@ class App:
                 items = [(np.asarray(e["shape_code"], np.float32), np.asarray(e["pose_code"], np.float32))]
                 chan = f"fit:{id(live)}:{e['frame']}"
                 self.worker.submit(chan, run.options.checkpoint, items, self.state.full_resolution, "preview")
-        points = live.point_frames()
+        points = live.point_frames() if live.take_points() else None
         if points is not None:
             self.scene.set_points("depth points", "points", points)
             if self.scene.get("fit") is None:
@@ -598,6 +623,8 @@ class App:
         while self._shots:
             path, ui = self._shots.pop(0)
             save_png(path, self.capture(ui))
+        while self._after:
+            self._after.pop(0)()
         if self.recorder is not None:
             self.recorder.after_frame(self)
 
@@ -609,6 +636,9 @@ class App:
 
     def screenshot(self, path, include_ui: bool = True) -> None:
         self._shots.append((str(path), include_ui))
+
+    def defer(self, fn) -> None:
+        self._after.append(fn)
 
     def attach(self) -> None:
         import polyscope as ps

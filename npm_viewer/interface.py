@@ -65,5 +65,8 @@ class Viewer(Protocol):
     def settle(self, timeout: float = 120.0, frames: int = 3) -> None:
         """Run frames until the worker and loaders are idle (exports, scripts)."""
 
+    def defer(self, fn: Callable[[], object]) -> None:
+        """Run fn() after the current frame is rendered, outside the UI callback (work that renders frames)."""
+
     def screenshot(self, path, include_ui: bool = True) -> None:
         """Save a PNG of the window after the current frame is rendered."""

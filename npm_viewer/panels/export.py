@@ -235,11 +235,13 @@ def draw(viewer) -> None:
     count, fps = viewer.timeline()
     if count:
         if psim.Button(f"Timeline {suffix} ({count} frames, {fps:.0f} fps)"):
-            export_video(viewer, "timeline", out / f"timeline-{stamp}{suffix}")
+            path = out / f"timeline-{stamp}{suffix}"
+            viewer.defer(lambda: export_video(viewer, "timeline", path))
     else:
         psim.TextDisabled("timeline video: open a fit or play a motion")
     if psim.Button(f"Turntable {suffix}"):
-        export_video(viewer, "turntable", out / f"turntable-{stamp}{suffix}", st.export_turntable)
+        path, n = out / f"turntable-{stamp}{suffix}", st.export_turntable
+        viewer.defer(lambda: export_video(viewer, "turntable", path, n))
     psim.SameLine()
     psim.PushItemWidth(120)
     _, st.export_turntable = psim.SliderInt("views", st.export_turntable, 12, 360)

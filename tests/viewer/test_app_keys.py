@@ -131,8 +131,9 @@ def test_exports_timeline_mp4_turntable_and_camera(app, tiny_fit, tmp_path, rend
     from npm_viewer.panels import export
 
     app.select_panel("shape")
-    tt = export.export_video(app, "turntable", tmp_path / "turn.mp4", n_frames=5)
-    frames = iio.imread(tt)
+    app.defer(lambda: export.export_video(app, "turntable", tmp_path / "turn.mp4", n_frames=5))  # as the button does
+    app.tick()  # rendered after the frame, outside the UI callback
+    frames = iio.imread(tmp_path / "turn.mp4")
     assert frames.shape[0] == 5 and not np.array_equal(frames[0], frames[2])  # the camera turns
     assert export.export_video(app, "timeline", tmp_path / "none.mp4") is None  # a still view: refused
     assert "nothing plays" in app.state.messages[-1][1]
