@@ -435,7 +435,6 @@ def cmd_eval_model(args) -> None:
     import yaml
 
     from . import config, evaluate
-    from .data import dataset
     from .models import checkpoint
 
     torch.set_num_threads(args.threads)

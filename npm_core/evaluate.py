@@ -77,6 +77,7 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
     so the pose evaluation reuses the optimised codes."""
     ids = ds.split(split)[:count]
     train = ds.split("train")
+    model.shape_decoder.requires_grad_(False)  # only codes are fitted; weight gradients would double the backward cost
     faces = ds.faces()
     canonical = ds.canonical(ids)
     rows = []
@@ -107,6 +108,7 @@ def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500,
     twice; without test_codes, the first 4 test identities get one."""
     flow = ds.flow_samples(test=True)
     train = ds.split("train")
+    model.pose_decoder.requires_grad_(False)  # as in evaluate_shapes
     if test_codes is None:
         test = ds.split("test")[:4]
         samples = ds.shape_samples(test)

@@ -3,7 +3,6 @@
 deformation) is validated, imported, trained on with tiny decoders, extracted, evaluated and
 fitted; and bad folders are refused naming the file, with nothing half-built left."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,9 @@ import trimesh
 import yaml
 
 from npm_core import layout
+from npm_core.config import FlowConfig, SdfConfig
 from npm_core.data import dataset
 from npm_core.data.meshes import ImportConfig, MeshFolderError, import_meshes
-from npm_core.config import FlowConfig, SdfConfig
 
 RADII_MM = [20.0, 24.0, 28.0, 32.0, 26.0]  # identity c4 (held out) lies inside the training range
 LENGTHS_MM = [80.0, 120.0, 100.0, 140.0, 110.0]

@@ -21,7 +21,7 @@ import functools
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,17 @@ def _tmp(path: Path) -> Path:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     np.save(_tmp(path), array)
     os.replace(_tmp(path), path)
+
+
+@dataclass
+class ImportConfig:
+    """How a mesh folder becomes a dataset (data/meshes.py; saved as the dataset's config.yaml)."""
+
+    sdf: SdfConfig = field(default_factory=SdfConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    margin: float = 0.1  # model units left free on every side of the canonical meshes' bounding box
+    test_fraction: float = 0.2  # default split when the folder has no split.yaml
+    split_seed: int = 0
 
 
 # ------------------------------------------------------------------- Anny bodies
@@ -254,7 +265,7 @@ class Dataset:
     """A built dataset, arrays memory-mapped. Identity indices refer to `identities`."""
 
     path: Path
-    config: object  # DataConfig (Anny bodies) or meshes.ImportConfig (imported meshes)
+    config: DataConfig | ImportConfig  # Anny bodies | imported meshes
     identities: list[dict]
     frames: list[dict]
     test_frames: list[dict]
@@ -337,12 +348,7 @@ def open_dataset(path) -> Dataset:
     done = yaml.safe_load(layout.dataset_done_path(path).read_text())
     dom_path = layout.dataset_domain_path(path)
     info = info_from_dict(yaml.safe_load(dom_path.read_text())) if dom_path.is_file() else anny_info()
-    if info.source == "meshes":
-        from .meshes import ImportConfig
-
-        cfg = load_cfg(ImportConfig, layout.dataset_config_path(path))
-    else:
-        cfg = load_cfg(DataConfig, layout.dataset_config_path(path))
+    cfg = load_cfg(ImportConfig if info.source == "meshes" else DataConfig, layout.dataset_config_path(path))
     return Dataset(path, cfg, yaml.safe_load(layout.dataset_identities_path(path).read_text()),
                    yaml.safe_load(layout.dataset_frames_path(path).read_text()) or [],
                    yaml.safe_load(layout.dataset_frames_path(path, test=True).read_text()) or [], done["n_near"], info)

@@ -9,36 +9,26 @@ naming the file and its boundary edges. One similarity transform for the whole d
 units -> metres, up axis -> +y, centre and scale of the canonical meshes' joint bounding box
 into [-0.5 + margin, 0.5 - margin]^3) is recorded in domain.yaml (domain.DomainInfo).
 Must not: know about bodies, or write anything but through data/dataset.write_dataset.
+ImportConfig (how the folder is sampled) lives in data/dataset.py, which reads it back.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from .. import layout
-from ..config import FlowConfig, SdfConfig
 from ..domain import DomainInfo
+from .dataset import ImportConfig, write_dataset
 
 
 class MeshFolderError(ValueError):
     """A mesh folder that does not have the documented layout or one topology."""
-
-
-@dataclass
-class ImportConfig:
-    """How a mesh folder becomes a dataset (saved as the dataset's config.yaml)."""
-
-    sdf: SdfConfig = field(default_factory=SdfConfig)
-    flow: FlowConfig = field(default_factory=FlowConfig)
-    margin: float = 0.1  # model units left free on every side of the canonical meshes' bounding box
-    test_fraction: float = 0.2  # default split when the folder has no split.yaml
-    split_seed: int = 0
 
 
 _UP = {"+y": np.eye(3), "-y": np.diag([1.0, -1.0, -1.0]),
@@ -231,8 +221,6 @@ class ImportResult:
 def import_meshes(folder, out, cfg: ImportConfig | None = None, progress=None, workers: int = 2) -> ImportResult:
     """Validate the mesh folder and build its dataset into `out` (replaced when complete; nothing is
     written when validation fails, and an interrupted build leaves no directory that looks complete)."""
-    from .dataset import write_dataset
-
     cfg = cfg or ImportConfig()
     t = time.time()
     src = MeshFolderSource(folder, cfg)
