@@ -284,3 +284,24 @@ def test_semantics_from_attributes(trained, capsys):
     print("attribute map: distance to the code of c2 (100 mm, 28 mm), relative", near)
     assert code.shape == (1, 8) and near < 0.5
     assert sem.out_of_range({"length_mm": 200.0, "radius_mm": 28.0}) == ["length_mm"]
+
+
+def test_cli_train_on_an_imported_dataset(tmp_path):
+    """`npms train shape --data DATASET`, then `npms train pose` on the dataset the checkpoint records."""
+    from npm_core.cli import main
+
+    src = _small_folder(tmp_path / "src", idents=3, poses=("bend_l", "twist"))
+    (src / "attributes.yaml").write_text(yaml.safe_dump({f"c{k}": {"radius_mm": RADII_MM[k]} for k in range(3)}))
+    import_meshes(src, tmp_path / "ds", ImportConfig(sdf=SdfConfig(samples=2000), flow=FlowConfig(samples_per_sigma=200)), workers=1)
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(yaml.safe_dump({"shape": {"epochs": 1, "points_per_shape": 256}, "pose": {"epochs": 1, "points_per_frame": 64}}))
+    ck = tmp_path / "ck"
+    assert main(["train", "shape", "--data", str(tmp_path / "ds"), "--out", str(ck), "--config", str(cfg), "--threads", "1"]) == 0
+    assert main(["train", "pose", "--out", str(ck), "--config", str(cfg), "--threads", "1"]) == 0
+    info = layout.read_checkpoint_info(ck)
+    assert info.config["dataset"] == "../ds" and info.config["domain"]["attributes"] == ["radius_mm"]
+    assert "data" not in info.config and info.config["import"]["margin"] == 0.1
+    ds = dataset.open_dataset(tmp_path / "ds")
+    train = [ds.identities[i]["id"] for i in ds.split("train")]
+    assert [(x.identity, x.attributes) for x in info.shape_labels] == [(i, {"radius_mm": RADII_MM[int(i[1])]}) for i in train]
+    assert info.num_pose_codes == 2 * len(train) and sorted({x.name for x in info.pose_labels}) == ["bend_l", "twist"]
