@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,8 +194,8 @@ class FitRun:
 class LiveFrames:
     """Scene data of the frames tracked so far: each frame's posed body (the worker's canonical
     mesh posed by the frame's pose code, model units) placed by its rotation and translation, in
-    metres, and the frame's depth points. Frames are shown in order; a frame not yet posed shows
-    the previous one."""
+    metres, and the frame's depth points (read on a background thread: file reads stay off the UI
+    thread). Frames are shown in order; a frame not yet posed shows the previous one."""
 
     def __init__(self, sequence, max_points: int = 15000):
         self.sequence = Path(sequence)
@@ -203,6 +204,8 @@ class LiveFrames:
         self.faces = None
         self.posed: dict[int, np.ndarray] = {}  # frame -> [V, 3] metres
         self.points: dict[int, np.ndarray] = {}  # frame -> [M, 3] metres
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="npm-live-depth")
+        self._reading: dict = {}  # frame -> Future of its points
 
     def add_mesh(self, event: dict, key, vertices: np.ndarray, faces: np.ndarray) -> None:
         """The worker's posed canonical mesh (vertices [V, 3] model units, before the frame's
@@ -214,14 +217,30 @@ class LiveFrames:
         self.posed[int(event["frame"])] = space.model_to_metres(vertices @ rot.T + tau).astype(np.float32)
 
     def read_points(self, frame: int) -> None:
-        """Frame's depth points (one depth file read), if the sequence has that frame."""
+        """Start reading frame's depth points; take_points() collects them."""
+        self._reading[frame] = self._reader.submit(self._read, frame)
+
+    def _read(self, frame: int) -> np.ndarray | None:
         from npm_core.data.depth import read_sequence
 
         try:
-            p = read_sequence(self.sequence, slice(frame, frame + 1)).points(0)
-        except (OSError, ValueError, IndexError):
-            return
-        self.points[frame] = np.asarray(p, np.float32)
+            return np.asarray(read_sequence(self.sequence, slice(frame, frame + 1)).points(0), np.float32)
+        except (OSError, ValueError, IndexError):  # the frame is not there: shown without points
+            return None
+
+    def take_points(self) -> bool:
+        """Collect the depth reads that finished; True when a frame's points arrived."""
+        done = [t for t, f in self._reading.items() if f.done()]
+        for t in done:
+            p = self._reading.pop(t).result()
+            if p is not None:
+                self.points[t] = p
+        return bool(done)
+
+    def wait_points(self, timeout: float = 30.0) -> None:
+        """Block until every started read is done (tests, scripts)."""
+        for f in list(self._reading.values()):
+            f.result(timeout)
 
     def mesh_frames(self) -> np.ndarray | None:
         """[T, V, 3] metres, T = last posed frame + 1 (gaps repeat the frame before), or None."""

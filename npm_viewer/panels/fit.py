@@ -98,9 +98,7 @@ def update(viewer, dt: float) -> None:
     run = viewer.fit_run
     if run is None or run.ended:
         return
-    new = run.poll_every(0.25)
-    if new:
-        viewer.request_live_frames(new)
+    viewer.request_live_frames(run.poll_every(0.25))  # also collects depth points read meanwhile
     if not run.ended:
         return
     if run.finished:

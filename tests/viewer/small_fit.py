@@ -1,6 +1,7 @@
 """`npms` with small fit schedules and a pause after each tracked frame, for the app's live-fit
 tests: run as `python small_fit.py fit ...` in place of `python -m npm_core.cli fit ...`.
-SMALL_FIT_PAUSE: seconds to wait after each frame is logged (default 0.4)."""
+SMALL_FIT_PAUSE: seconds to wait after each frame is logged (default 0.4). SMALL_FIT_ACK: a folder;
+after logging frame t, wait (up to 60 s) for a file named t there: the test saw the frame."""
 
 import os
 import sys
@@ -19,9 +20,14 @@ def small(cfg):
 def slow_log(out_dir, frame_log=fit.frame_log):
     write, pause = frame_log(out_dir), float(os.environ.get("SMALL_FIT_PAUSE", "0.4"))
 
+    ack = os.environ.get("SMALL_FIT_ACK")
+
     def logged(u):
         write(u)
-        time.sleep(pause)
+        t = time.time()
+        while ack and not os.path.exists(os.path.join(ack, str(u.frame))) and time.time() - t < 60:
+            time.sleep(0.05)
+        time.sleep(0 if ack else pause)
 
     return logged
 
