@@ -3,6 +3,7 @@ mesh cache (a hit shows a body without extracting; a miss sends a coarse body fi
 
 import numpy as np
 
+from npm_core import space
 from npm_core.mesh.cache import MeshCache, key_for
 from npm_viewer import workers
 from npm_viewer.panels import pose
@@ -184,3 +185,37 @@ def test_compare_side_by_side_labels_and_panel_helpers(app, tiny_fit):
     app.settle()
     texts = [t for _, t in app.scene_labels()]
     assert texts == ["0 t0 | arm_raise #0", "0 t0 | wave #0", "3 t3 | arm_raise #0", "3 t3 | wave #0"]
+
+
+class SilentWorker:
+    """A mesh worker that takes requests and never answers (what a still-importing one looks like)."""
+
+    last_stats: dict = {}
+
+    def submit(self, *args, **kwargs) -> int:
+        return 1
+
+    def poll(self) -> list:
+        return []
+
+    def busy(self, channel=None) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_cached_body_is_shown_before_the_worker_answers(session_app, tiny_ckpt):
+    from npm_viewer.app import App
+
+    session_app.settle()  # the shared app's worker has put shape 0 at 128^3 into this session's mesh cache
+    app = App(None, None, worker=SilentWorker())
+    assert app.scene.get("body") is None
+    assert app.open_checkpoint(str(tiny_ckpt))
+    node = app.scene.get("body")  # from the disk cache, in this process, no extraction
+    assert node is not None and node.key[1] == app.state.full_resolution
+    v, f = MeshCache().get(node.key[0])  # the cache entry of shape 0 at full resolution, shown as is
+    np.testing.assert_allclose(node.frames[0], space.model_to_metres(v), atol=1e-6)
+    np.testing.assert_array_equal(node.faces, f)
+    app.scene.remove_group("body")  # one Polyscope session: the shared app registers its body again
+    session_app.scene.nodes.pop("body", None)  # (the next `app` fixture asks for it)
