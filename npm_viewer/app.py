@@ -495,9 +495,14 @@ class App:
         )
         self.draw_status()
         psim.Separator()
-        for k, (name, mod) in enumerate(PANEL_MODULES.items()):  # tabs as buttons: no close boxes
-            if k:
+        style, room, used = psim.GetStyle(), psim.GetContentRegionAvail()[0], 0.0
+        for k, (name, mod) in enumerate(PANEL_MODULES.items()):  # tabs as buttons: no close boxes, wrapped
+            width = psim.CalcTextSize(mod.TITLE)[0] + 2 * style.FramePadding[0]
+            if k and used + style.ItemSpacing[0] + width <= room:
                 psim.SameLine()
+                used += style.ItemSpacing[0] + width
+            else:
+                used = width
             active = st.panel == name
             if active:
                 psim.PushStyleColor(psim.ImGuiCol_Button, (0.26, 0.46, 0.75, 1.0))
