@@ -554,14 +554,13 @@ class App:
         out = self.scene.labels()
         st, m = self.state, self.model
         if st.view == "transfer" and st.gallery and m is not None and self.scene.group("gallery"):
-            offs = grid_offsets(len(st.gallery_shapes), len(st.gallery_poses), selection.GALLERY_SPACING)
-            k = 0
-            for i in st.gallery_shapes:
-                for j in st.gallery_poses:
-                    who = m.shape_labels[i].split("  ")[0]
-                    pose = m.pose_labels[j].split(" ", 1)[-1] if m.pose_labels else "canonical"
-                    out.append((offs[k] + [0.0, 0.95, 0.0], f"{who} | {pose}"))
-                    k += 1
+            n = len(st.gallery_poses)
+            offs = grid_offsets(len(st.gallery_shapes), n, selection.GALLERY_SPACING)
+            for c, j in enumerate(st.gallery_poses):  # pose names over the columns
+                pose = m.pose_labels[j].split(" ", 1)[-1] if m.pose_labels else "canonical"
+                out.append((offs[c] + [0.0, 0.95, 0.0], pose))
+            for r, i in enumerate(st.gallery_shapes):  # identities left of the rows
+                out.append((offs[r * n] + [-0.95, 0.1, 0.0], m.shape_labels[i].split("  ")[0]))
         return out
 
     def draw_labels(self) -> None:
