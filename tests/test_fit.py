@@ -21,7 +21,7 @@ def sequence(tiny_model, tmp_path_factory):
 def _small(cfg):
     cfg.canonical_samples, cfg.init_resolution, cfg.final_resolution = 5000, 32, 32
     cfg.points_per_frame, cfg.icp_points, cfg.init_candidates = 500, 200, 4
-    cfg.first_frame_iters, cfg.frame_iters, cfg.refine_steps = 15, 5, 3
+    cfg.first_frame_iters, cfg.frame_iters, cfg.refine_steps, cfg.yaw_trial_iters = 15, 5, 3, 5
     return cfg
 
 

@@ -30,6 +30,8 @@ class FitConfig:
     max_tilt_deg: float = 30.0
     yaw_candidates: int = 12  # the first frame's starting yaw: the best of this many round the circle
     yaw_step_deg: float = 20.0  # tracking also tries the previous frame's yaw +- this
+    yaw_trial_iters: int = 40  # fast: the first frame's yaw and yaw + 180 degrees each tried this many steps
+    w_tilt_prior: float = 0.01  # on the tilt angles (radians^2)
     lr_rotation: float = 1e-3  # radians per step (paper schedule, refinement)
     lr_fast_rotation: float = 1e-2  # radians per step (tracking)
     # captures

@@ -8,7 +8,7 @@ anywhere around the subject, is explained without leaving the pose codes' range.
          of the reference, masked by the observed mask M_o (Huber near 0 on noisy frames, if set)
   L_c    temporal consistency: w_temporal * smooth_l1(dx_t, dx_t+1) on the same canonical points
   L_icp  observed points -> nearest posed canonical surface point
-  priors w_shape_prior mean(s^2), w_pose_prior mean(p_t^2)
+  priors w_shape_prior mean(s^2), w_pose_prior mean(p_t^2), w_tilt_prior mean(tilt_t^2)
 Partial SDF: the reference samples a 256^3 grid per frame; we evaluate the same function
 exactly at the query points (distance to the nearest back-projected point from a kd-tree,
 sign and mask from the depth test), which needs no grid memory and no trilinear error.
@@ -278,6 +278,12 @@ class Problem:
         w_shape = self.cfg.w_shape_prior if w_shape is None else w_shape
         return w_shape * (s**2).mean() + self.cfg.w_pose_prior * (P**2).mean()
 
+    def tilt_prior(self, r: torch.Tensor) -> torch.Tensor:
+        """w_tilt_prior mean(tilt^2) of rotation parameters r [B, 3] (radians): a body stands upright
+        unless the data say otherwise; a lean is the pose code's to explain."""
+        t = self.max_tilt * torch.tanh(r[:, 1:] / self.max_tilt) if self.max_tilt > 0 else r[:, 1:] * 0
+        return self.cfg.w_tilt_prior * (t**2).mean()
+
     @torch.no_grad()
     def per_frame_losses(self, s, P, tau, r=None) -> dict:
         """{"reconstruction": [T]}: each frame's L_r for shape s [Ds], codes P [T,Dp], translations
@@ -296,7 +302,8 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
     among training codes (the pose for `shape` when the shape is known).
 
     Yaw: cfg.yaw_candidates yaws round the circle are ranked with the mean codes, the codes are
-    chosen at the best one, and the yaws are ranked again with those codes.
+    chosen at the best one, and the yaws are ranked again with those codes, then finer around
+    the best (a quarter and half a step either side).
     Returns (s [Ds], p [Dp], tau [3], r [3] rotation parameters: yaw, tilts)."""
     m, cfg = prob.model, prob.cfg
     t0 = next(t for t, o in enumerate(prob.obs) if not o.empty)
@@ -314,10 +321,12 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
             sdf_c = prob.shape_sdf(s, x[None])[0].clamp(-cfg.clamp, cfg.clamp)
             return reconstruction_loss(sdf_in, sdf_c, mask, delta=o.delta).item()
 
-        def best_yaw(s, p):
-            yaws = torch.arange(cfg.yaw_candidates, dtype=torch.float32) * (2 * math.pi / cfg.yaw_candidates)
-            rs = [torch.stack([y, torch.zeros(()), torch.zeros(())]).to(prob.dev) for y in yaws]
+        def best_yaw(s, p, yaws):
+            rs = [torch.tensor([float(y), 0.0, 0.0], device=prob.dev) for y in yaws]
             return min(rs, key=lambda r: energy(s, p, r))
+
+        step = 2 * math.pi / cfg.yaw_candidates
+        circle = [k * step for k in range(cfg.yaw_candidates)]
 
         shape_c = torch.cat([m.shape_codes.mean(0, keepdim=True),
                              m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]]])
@@ -326,9 +335,10 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
         p_mean = pose_c[0]
         turn = cfg.use_rotation and cfg.yaw_candidates > 1
         if turn:
-            r0 = best_yaw(shape_c[0][None] if shape is None else shape[None], p_mean)
+            r0 = best_yaw(shape_c[0][None] if shape is None else shape[None], p_mean, circle)
         s_best = shape if shape is not None else min(shape_c, key=lambda s: energy(s[None], p_mean, r0))
         p_best = min(pose_c, key=lambda p: energy(s_best[None], p, r0))
-        if turn:
-            r0 = best_yaw(s_best[None], p_best)
+        if turn:  # the circle again with the chosen codes, then a quarter and half of a step either side
+            r0 = best_yaw(s_best[None], p_best, circle)
+            r0 = best_yaw(s_best[None], p_best, [float(r0[0]) + f * step for f in (-0.5, -0.25, 0.0, 0.25, 0.5)])
     return s_best.clone(), p_best.clone(), tau0, r0.clone()

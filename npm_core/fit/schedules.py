@@ -112,6 +112,8 @@ def run_paper(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
                 fr = torch.tensor(frames)
                 lr, licp, dx = prob.frame_terms(s, P[fr], tau[fr], frames, x, icp, r=codes.r(prob, fr))
                 loss = lr.mean() + cfg.w_icp * licp.mean() + prob.prior(s, P[fr])
+                if codes.r(prob) is not None:
+                    loss = loss + prob.tilt_prior(codes.rotation[fr])
                 if cfg.use_temporal and T > 1:
                     pos = {t: i for i, t in enumerate(frames)}
                     lc = torch.stack([F.smooth_l1_loss(dx[pos[a]], dx[pos[b]]) for a, b in batch if a != b])
@@ -170,12 +172,64 @@ def warm_start(prob: Problem, codes: Codes, t: int, x: torch.Tensor, sdf_c: torc
     return p.clone(), tt.clone(), rr.clone()
 
 
+def track_steps(prob: Problem, s_t, p_t, tau_t, r_t, t: int, iters: int, x_fixed, sdf_c, prev, rep: Reporter,
+                shape: torch.Tensor | None = None) -> torch.Tensor:
+    """`iters` Adam steps on frame t's pose code p_t [1, Dp], translation tau_t [1, 3] and rotation
+    r_t [1, 3] (and `shape` [1, Ds] when given: the first frame), with the shape s_t. x_fixed [N, 3]:
+    the frame's canonical points (None: fresh points every step); sdf_c: their canonical SDF;
+    prev: frame t-1's displacements there (L_c), or None. Returns the last step's energy."""
+    cfg = prob.cfg
+    params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation), (r_t, cfg.lr_fast_rotation)]
+    if shape is not None:
+        params.append((shape, cfg.lr_shape * 4))
+    opt = adam(params)
+    r_in = r_t if cfg.use_rotation else None
+    loss = None
+    for _ in range(iters):
+        x = prob.draw(cfg.points_per_frame) if x_fixed is None else x_fixed
+        lr, licp, dx = prob.frame_terms(s_t, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty, sdf_c, r=r_in)
+        loss = lr.mean() + cfg.w_icp * licp.mean() + prob.prior(s_t, p_t)
+        if r_in is not None:
+            loss = loss + prob.tilt_prior(r_in)
+        if cfg.use_temporal and prev is not None:
+            loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[0], prev)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rep.step += 1
+    return loss
+
+
+def turn_trials(prob: Problem, s, p_t, tau_t, r_t, rep: Reporter):
+    """The first frame's yaw, decided between the initial yaw and the body turned round (yaw + 180
+    degrees: from one depth view, a body's front and back differ only in detail, and the coarse
+    search can take one for the other): cfg.yaw_trial_iters steps from each with the shape held,
+    then the one with the lower L_r + w_icp L_icp on the same points. Returns (p, tau, r) [1, ...]."""
+    cfg = prob.cfg
+    x = prob.draw(cfg.points_per_frame)
+    best = None
+    for turn in (0.0, np.pi):
+        p, tt, r = p_t.detach().clone().requires_grad_(True), tau_t.detach().clone().requires_grad_(tau_t.requires_grad), r_t.detach().clone()
+        with torch.no_grad():
+            r[0, 0] += turn
+        r.requires_grad_(True)
+        track_steps(prob, s.detach(), p, tt, r, 0, cfg.yaw_trial_iters, None, None, None, rep)
+        with torch.no_grad():
+            lr, licp, _ = prob.frame_terms(s.detach(), p, tt, [0], x, cfg.use_icp and not prob.obs[0].empty, r=r)
+            energy = (lr + cfg.w_icp * licp).item()
+        if best is None or energy < best[0]:
+            best = (energy, p.detach(), tt.detach(), r.detach())
+    return best[1], best[2], best[3]
+
+
 def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
-    """Frame-by-frame warm start (shape fitted on the first frame), then the joint refinement."""
+    """Frame-by-frame warm start (shape fitted on the first frame; with rotation, its yaw decided
+    by turn_trials), then the joint refinement."""
     cfg = prob.cfg
     s, P, tau, rot = codes.shape, codes.pose, codes.translation, codes.rotation
     T = P.shape[0]
-    rep.total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_steps
+    trials = cfg.use_rotation and cfg.yaw_trial_iters > 0 and not prob.obs[0].empty
+    rep.total = cfg.first_frame_iters + (T - 1) * cfg.frame_iters + cfg.refine_steps + 2 * cfg.yaw_trial_iters * trials
     try:
         p_prev = None
         for t in range(T):
@@ -189,25 +243,15 @@ def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
                     sdf_c = prob.shape_sdf(s_t, x_fixed[None]).clamp(-cfg.clamp, cfg.clamp)[0]
                     prev = prob.displacement(s_t, p_prev, x_fixed[None])[0]
             p_t, tau_t, r_t = warm_start(prob, codes, t, x_fixed, sdf_c)
-            p_t.requires_grad_(True)
             tau_t.requires_grad_(tau.requires_grad)
+            if t == 0 and trials:
+                p_t, tau_t, r_t = turn_trials(prob, s, p_t, tau_t, r_t, rep)
+                tau_t.requires_grad_(tau.requires_grad)
+            p_t.requires_grad_(True)
             r_t.requires_grad_(rot.requires_grad)
             iters = cfg.first_frame_iters if t == 0 else cfg.frame_iters
-            params = [(p_t, cfg.lr_fast_pose), (tau_t, cfg.lr_fast_translation), (r_t, cfg.lr_fast_rotation)]
-            if t == 0:
-                params.append((s, cfg.lr_shape * 4))
-            opt = adam(params)
-            r_in = r_t if cfg.use_rotation else None
-            for _ in range(iters):
-                x = prob.draw(cfg.points_per_frame) if t == 0 else x_fixed
-                lr, licp, dx = prob.frame_terms(s_t, p_t, tau_t, [t], x, cfg.use_icp and not prob.obs[t].empty, sdf_c, r=r_in)
-                loss = lr.mean() + cfg.w_icp * licp.mean() + prob.prior(s_t, p_t)
-                if cfg.use_temporal and prev is not None:
-                    loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[0], prev)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                rep.step += 1
+            loss = track_steps(prob, s_t, p_t, tau_t, r_t, t, iters, None if t == 0 else x_fixed, sdf_c, prev, rep,
+                               s if t == 0 else None)
             with torch.no_grad():
                 P[t] = p_t.detach()[0]
                 tau[t] = tau_t.detach()[0]
@@ -250,6 +294,8 @@ def refine_energy(prob: Problem, codes: Codes, x: torch.Tensor) -> torch.Tensor:
     cfg, s, P, tau = prob.cfg, codes.shape, codes.pose, codes.translation
     lr, _, dx = prob.frame_terms(s, P, tau, list(range(len(P))), x, False, bound=cfg.silhouette_bound, r=codes.r(prob))
     loss = lr.mean() + prob.prior(s, P, cfg.refine_shape_prior)
+    if codes.r(prob) is not None:
+        loss = loss + prob.tilt_prior(codes.rotation)
     if cfg.use_temporal:
         loss = loss + cfg.w_temporal * F.smooth_l1_loss(dx[:-1], dx[1:])
     return loss
