@@ -13,11 +13,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from . import layout, space
+
+if TYPE_CHECKING:
+    import torch
 
 PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
 """Anny's phenotype parameters, each in [0, 1] (age: 0.5 ~ 25 years, 1 ~ 90 years)."""
@@ -84,6 +87,7 @@ def anny_model():
     import io
     import warnings
 
+    import torch
     import warp
 
     warp.config.quiet = True  # anny's skinning kernels would log every module load
@@ -140,6 +144,7 @@ def check_joint_angles(angles) -> np.ndarray:
 def _axis_angle_rotations(angles_deg: np.ndarray, root_yaw_deg: np.ndarray | None) -> torch.Tensor:
     """[B, J] joint angles -> Anny 'local-ref' deltas [B, n_bones, 4, 4]."""
     import roma
+    import torch
 
     model = anny_model()
     labels = model.bone_labels
@@ -160,7 +165,6 @@ def _axis_angle_rotations(angles_deg: np.ndarray, root_yaw_deg: np.ndarray | Non
     return deltas
 
 
-@torch.no_grad()
 def body_meshes(phenotypes, joint_angles=None, root_yaw_deg=None, batch: int = 32):
     """Canonical or posed bodies in model units.
 
@@ -176,6 +180,8 @@ def body_meshes(phenotypes, joint_angles=None, root_yaw_deg=None, batch: int = 3
             ph = np.repeat(ph, len(ja), 0)
         else:
             raise ValueError(f"{len(ph)} phenotypes for {len(ja)} poses")
+    import torch
+
     model = anny_model()
     out = []
     for s in range(0, len(ph), batch):
@@ -183,7 +189,8 @@ def body_meshes(phenotypes, joint_angles=None, root_yaw_deg=None, batch: int = 3
         yaw = None if root_yaw_deg is None else np.broadcast_to(root_yaw_deg, (len(ph),))[s : s + batch]
         pose = _axis_angle_rotations(ja[s : s + batch], yaw)
         # 'local-ref' deltas with zero root translation put the root (pelvis) at the origin
-        o = model(pose_parameters=pose, phenotype_kwargs=kw)
+        with torch.no_grad():
+            o = model(pose_parameters=pose, phenotype_kwargs=kw)
         out.append(space.anny_to_model(o["vertices"], 0.0).float())
     return torch.cat(out).numpy()
 
@@ -208,6 +215,7 @@ def sample_identities(count: int, seed: int = 0, test_fraction: float = 0.2,
         raise ValueError(f"identities.count must be >= 2, got {count}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"identities.test_fraction must be in (0, 1), got {test_fraction}")
+    import torch
     from anny.shape_distribution import SimpleShapeDistribution
 
     f64 = torch.float64

@@ -8,8 +8,9 @@ Files users read or write (meshes, depth, cameras) are in metres with the canoni
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 METRES_TO_MODEL = 0.4
 MODEL_TO_METRES = 1.0 / METRES_TO_MODEL
@@ -20,7 +21,8 @@ ANNY_TO_CANONICAL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]
 
 
 def _rotate(points, matrix: np.ndarray):
-    if isinstance(points, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor implies torch is loaded; the app's UI process never loads it
+    if torch is not None and isinstance(points, torch.Tensor):
         return points @ torch.as_tensor(matrix.T, dtype=points.dtype, device=points.device)
     return np.asarray(points) @ matrix.T.astype(np.asarray(points).dtype, copy=False)
 

@@ -7,9 +7,9 @@ live in the mesh worker). Must not: import polyscope, or build decoders.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from npm_core.atomic import atomic_path
 from . import state as S
 
 MAX_POINTS = 15000  # depth points shown per frame
-INFO_CACHE_FORMAT = 1  # bump when ModelInfo's fields change (older cache files are then not read)
+INFO_CACHE_FORMAT = 2  # bump when ModelInfo's fields change (older cache files are then not read)
 
 
 @dataclass
@@ -45,37 +45,37 @@ class ModelInfo:
     def read(path, cache: bool = True) -> ModelInfo:
         """Read checkpoint `path` (layout.CheckpointError, a ValueError, when it is not one).
 
-        cache: keep the result under <cache root>/models/, keyed by the checkpoint's path and its
-        files' sizes and times, so a later start skips torch and the meta.yaml parse (seconds).
+        cache: keep the codes and the parsed metadata under <cache root>/models/ (an .npz with no
+        pickled objects), keyed by the checkpoint's path and its files' sizes and times, so a later
+        start skips torch and the meta.yaml parse (seconds).
         """
         cached = _cache_file(path) if cache else None
-        if cached is not None:
+        if cached is not None and cached.is_file():
             try:
-                with open(cached, "rb") as f:
-                    m = pickle.load(f)
-                if isinstance(m, ModelInfo):
-                    m.path = Path(path)
-                    return m
-            except Exception:  # missing, damaged or from another version: read the checkpoint
+                with np.load(cached, allow_pickle=False) as z:
+                    info = _info_from_json(path, str(z["info"]))
+                    pose = z["pose_codes"] if "pose_codes" in z.files else None
+                    return ModelInfo._build(path, info, z["shape_codes"], pose)
+            except Exception:  # damaged or from another version: read the checkpoint
                 pass
-        m = ModelInfo._read(path)
-        if cached is not None:
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(cached) as tmp, open(tmp, "wb") as f:
-                    pickle.dump(m, f, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # a cache that cannot be written only costs time
-                pass
-        return m
-
-    @staticmethod
-    def _read(path) -> ModelInfo:
         from npm_core.models.checkpoint import load_codes
 
         info = layout.read_checkpoint_info(path)
         shape_t, pose_t = load_codes(path)
-        shape_codes = shape_t.numpy()
-        pose_codes = None if pose_t is None else pose_t.numpy()
+        shape_codes, pose_codes = shape_t.numpy(), None if pose_t is None else pose_t.numpy()
+        if cached is not None:
+            arrays = {"shape_codes": shape_codes, "info": np.array(_info_to_json(info))}
+            if pose_codes is not None:
+                arrays["pose_codes"] = pose_codes
+            try:
+                with atomic_path(cached) as tmp:
+                    np.savez(tmp, **arrays)
+            except Exception:  # a cache that cannot be written only costs time
+                pass
+        return ModelInfo._build(path, info, shape_codes, pose_codes)
+
+    @staticmethod
+    def _build(path, info: layout.CheckpointInfo, shape_codes: np.ndarray, pose_codes: np.ndarray | None) -> ModelInfo:
         sl = info.shape_labels if len(info.shape_labels) == len(shape_codes) else []
         pl = info.pose_labels if pose_codes is not None and len(info.pose_labels) == len(pose_codes) else []
         m = ModelInfo(
@@ -95,8 +95,21 @@ class ModelInfo:
         return m
 
 
+def _info_to_json(info: layout.CheckpointInfo) -> str:
+    d = dataclasses.asdict(info)
+    d.pop("path")
+    return json.dumps(d)
+
+
+def _info_from_json(path, text: str) -> layout.CheckpointInfo:
+    d = json.loads(text)
+    d["shape_labels"] = [layout.ShapeCodeLabel(**x) for x in d["shape_labels"]]
+    d["pose_labels"] = [layout.PoseCodeLabel(**x) for x in d["pose_labels"]]
+    return layout.CheckpointInfo(path=Path(path), **d)
+
+
 def _cache_file(path) -> Path | None:
-    """<cache root>/models/<hash>.pkl for checkpoint `path` as its files are now (None: not a checkpoint)."""
+    """<cache root>/models/<hash>.npz for checkpoint `path` as its files are now (None: not a checkpoint)."""
     d = Path(path)
     files = [layout.checkpoint_config_path(d), layout.checkpoint_meta_path(d), layout.checkpoint_semantics_path(d)]
     files += [layout.checkpoint_stage_path(d, s) for s in layout.STAGES]
@@ -109,7 +122,7 @@ def _cache_file(path) -> Path | None:
             stamp.append((f.name, None))
     if stamp[2][1] is None:
         return None
-    return layout.cache_root() / "models" / (hashlib.sha256(repr(stamp).encode()).hexdigest() + ".pkl")
+    return layout.cache_root() / "models" / (hashlib.sha256(repr(stamp).encode()).hexdigest() + ".npz")
 
 
 def _motions(info, pose_codes, labels) -> dict:

@@ -28,3 +28,24 @@ def test_motion_rows_play_clip_after_clip():
     info = SimpleNamespace(motions={"squat": [5], "walk": [0, 1, 2, 3, 4]})  # layout's order: by frame
     got = _motions(info, np.zeros((7, 2)), labels)
     assert got == {"squat": [5], "walk": [0, 2, 4, 1, 3], "unlabelled": [6]}  # identity 5's clip, then 2's
+
+
+def test_checkpoint_info_cache_is_plain_arrays_and_reads_back_the_same(tiny_ckpt, tmp_path, monkeypatch):
+    from npm_viewer import loading
+
+    monkeypatch.setenv("NPM_CACHE_DIR", str(tmp_path))
+    first = loading.ModelInfo.read(tiny_ckpt)  # reads the checkpoint, writes the cache
+    cached = loading._cache_file(tiny_ckpt)
+    assert cached.is_file() and cached.suffix == ".npz"
+    with np.load(cached, allow_pickle=False) as z:  # no pickled objects in it
+        assert set(z.files) >= {"shape_codes", "info"}
+    again = loading.ModelInfo.read(tiny_ckpt)  # from the cache
+    direct = loading.ModelInfo.read(tiny_ckpt, cache=False)
+    for m in (again, direct):
+        np.testing.assert_array_equal(m.shape_codes, first.shape_codes)
+        np.testing.assert_array_equal(m.pose_codes, first.pose_codes)
+        assert m.shape_labels == first.shape_labels and m.pose_labels == first.pose_labels
+        assert m.motions == first.motions and m.info.shape_labels == first.info.shape_labels
+        assert m.info.pose_labels == first.info.pose_labels and m.info.config == first.info.config
+    cached.write_bytes(b"damaged")  # a damaged cache entry is read around, not fatal
+    np.testing.assert_array_equal(loading.ModelInfo.read(tiny_ckpt).shape_codes, first.shape_codes)
