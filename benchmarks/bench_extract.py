@@ -166,9 +166,13 @@ def main():
     torch.set_num_threads(2)
     command = "python " + " ".join(["benchmarks/bench_extract.py"] + sys.argv[1:])
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
-    lines = [f"`{command}`", "",
-             f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {where}; medians of {args.repeats} runs; "
-             f"load average {os.getloadavg()[0]:.1f} at the start", ""]
+    lines = [
+        f"`{command}`",
+        "",
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {where}; medians of {args.repeats} runs; "
+        f"load average {os.getloadavg()[0]:.1f} at the start",
+        "",
+    ]
 
     def emit(s=""):
         print(s, flush=True)
@@ -196,12 +200,18 @@ def main():
     if args.checkpoint:
         from npm_core.models import load_shape_fn
 
-        decoders.append((f"checkpoint {Path(args.checkpoint).name} shape {args.index}",
-                         load_shape_fn(args.checkpoint, args.index, DEVICE)))
+        decoders.append(
+            (
+                f"checkpoint {Path(args.checkpoint).name} shape {args.index}",
+                load_shape_fn(args.checkpoint, args.index, DEVICE),
+            )
+        )
 
     emit()
-    emit("## Narrow band: decoder evaluations as % of dense (N+1)^3, time (identical: same faces as dense, "
-         "vertices within 1e-6)")
+    emit(
+        "## Narrow band: decoder evaluations as % of dense (N+1)^3, time (identical: same faces as dense, "
+        "vertices within 1e-6)"
+    )
     emit()
     emit("| decoder | max grad norm | N | L | method | evaluations | % of dense | ours s | identical to dense |")
     emit("|---|---|---|---|---|---|---|---|---|")
@@ -210,13 +220,19 @@ def main():
         for n in (128, 256):
             dense = extract_dense(fn, n, device=DEVICE) if n == 128 else None
             for L in (1.0, DEFAULT_LIPSCHITZ):
-                r, seconds = min((timed(lambda fn=fn, n=n, L=L: extract(fn, n, lipschitz=L, device=DEVICE)) for _ in range(2)),
-                                 key=lambda rs: rs[1])
+                r, seconds = min(
+                    (timed(lambda fn=fn, n=n, L=L: extract(fn, n, lipschitz=L, device=DEVICE)) for _ in range(2)),
+                    key=lambda rs: rs[1],
+                )
                 same = "-"
                 if dense is not None:
-                    same = torch.equal(r.faces, dense.faces) and torch.allclose(r.vertices, dense.vertices, rtol=0, atol=1e-6)
-                emit(f"| {name} | {lip:.2f} | {n} | {L:g} | {r.method} | {r.n_evaluations} | "
-                     f"{100 * r.n_evaluations / (n + 1) ** 3:.2f}% | {seconds:.2f} | {same} |")
+                    same = torch.equal(r.faces, dense.faces) and torch.allclose(
+                        r.vertices, dense.vertices, rtol=0, atol=1e-6
+                    )
+                emit(
+                    f"| {name} | {lip:.2f} | {n} | {L:g} | {r.method} | {r.n_evaluations} | "
+                    f"{100 * r.n_evaluations / (n + 1) ** 3:.2f}% | {seconds:.2f} | {same} |"
+                )
 
     emit()
     emit(f"## End to end: ours (narrow band L={DEFAULT_LIPSCHITZ:g} + torch MC) vs reference (dense eval + skimage)")

@@ -39,7 +39,9 @@ def run(model, seq_dir, cfg, frames, resolution, iou_points, shape_code=None, tr
     m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points)
     row = {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
     if true_canonical_vertices is not None:
-        row["shape_iou"] = metrics.iou(true_canonical_vertices, seq.gt_faces, space.metres_to_model(canon), faces, iou_points)
+        row["shape_iou"] = metrics.iou(
+            true_canonical_vertices, seq.gt_faces, space.metres_to_model(canon), faces, iou_points
+        )
     return row
 
 
@@ -82,65 +84,104 @@ def partial_sdf_vs_grid(seq_dir, resolutions=(128, 256), n=20000):
         coords = (q / 0.5).flip(-1)[None, None, None]
         sampled = torch.nn.functional.grid_sample(grid[None, None], coords, align_corners=True)[0, 0, 0, 0]
         err = (sampled - exact)[mask].abs()
-        rows.append({"resolution": r, "grid_build_s": build_s, "mean_abs_err": err.mean().item(),
-                     "p95_abs_err": err.quantile(0.95).item()})
+        rows.append(
+            {
+                "resolution": r,
+                "grid_build_s": build_s,
+                "mean_abs_err": err.mean().item(),
+                "p95_abs_err": err.quantile(0.95).item(),
+            }
+        )
     return ours_ms, n, rows
 
 
 def summary(variant, per):
     """A table row: the means over sequences, with the per-sequence results."""
-    keys = ["frames", "fit_s", "iou", "chamfer_l2", "epe", "epe_cm"] + (["shape_iou"] if all("shape_iou" in p for p in per) else [])
-    return {"variant": variant, "sequences": len(per), **{k: float(np.mean([p[k] for p in per])) for k in keys}, "per_sequence": per}
+    keys = ["frames", "fit_s", "iou", "chamfer_l2", "epe", "epe_cm"] + (
+        ["shape_iou"] if all("shape_iou" in p for p in per) else []
+    )
+    return {
+        "variant": variant,
+        "sequences": len(per),
+        **{k: float(np.mean([p[k] for p in per])) for k in keys},
+        "per_sequence": per,
+    }
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default="checkpoints/body-v1")
     ap.add_argument("--sequences", nargs="+", required=True)
-    ap.add_argument("--identities", nargs="+", default=None,
-                    help="the sequences' identity ids, in order: adds the decoders' ceiling row (3D ground truth)")
-    ap.add_argument("--ceiling-every", type=int, default=1, help="the ceiling on every Nth frame only (it costs ~10 s a frame)")
+    ap.add_argument(
+        "--identities",
+        nargs="+",
+        default=None,
+        help="the sequences' identity ids, in order: adds the decoders' ceiling row (3D ground truth)",
+    )
+    ap.add_argument(
+        "--ceiling-every", type=int, default=1, help="the ceiling on every Nth frame only (it costs ~10 s a frame)"
+    )
     ap.add_argument("--frames", type=int, default=None, help="first N frames of each sequence (default all)")
     ap.add_argument("--paper-frames", type=int, default=10)
     ap.add_argument("--paper-iterations", type=int, default=500)
     ap.add_argument("--resolution", type=int, default=256, help="output mesh resolution for evaluation")
     ap.add_argument("--iou-points", type=int, default=1_000_000)
     ap.add_argument("--skip-paper", action="store_true")
-    ap.add_argument("--ablation-sequences", type=int, default=None,
-                    help="run the ablations (and the paper/fast cut) on the first N sequences only (default all)")
+    ap.add_argument(
+        "--ablation-sequences",
+        type=int,
+        default=None,
+        help="run the ablations (and the paper/fast cut) on the first N sequences only (default all)",
+    )
     ap.add_argument("--no-ablations", action="store_true", help="only the fast row (and the ceiling with --identities)")
-    ap.add_argument("--known-shape", action="store_true",
-                    help="add a `fast` row with the shape code fitted to the true canonical body (needs --identities; "
-                         "ablation sequences): how much of the gap to the ceiling is the shape")
+    ap.add_argument(
+        "--known-shape",
+        action="store_true",
+        help="add a `fast` row with the shape code fitted to the true canonical body (needs --identities; "
+        "ablation sequences): how much of the gap to the ceiling is the shape",
+    )
     ap.add_argument("--out", default="benchmarks/results/fit_cpu.md")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = checkpoint.load_model(args.checkpoint)
     few = args.sequences[: args.ablation_sequences]
-    variants = [("fast", fit.fast_config(), args.frames, args.sequences),
-                ("fast, no L_c", fit.fast_config(use_temporal=False), args.frames, few),
-                ("fast, no L_icp", fit.fast_config(use_icp=False), args.frames, few)]
+    variants = [
+        ("fast", fit.fast_config(), args.frames, args.sequences),
+        ("fast, no L_c", fit.fast_config(use_temporal=False), args.frames, few),
+        ("fast, no L_icp", fit.fast_config(use_icp=False), args.frames, few),
+    ]
     if args.no_ablations:
         variants = variants[:1]
     if args.known_shape:
         if not args.identities:
             ap.error("--known-shape needs --identities")
-        variants.append(("fast, shape known (code fitted to the true canonical body)", fit.fast_config(), args.frames, few))
+        variants.append(
+            ("fast, shape known (code fitted to the true canonical body)", fit.fast_config(), args.frames, few)
+        )
     canonicals = {sq: true_canonical(model, i) for sq, i in zip(args.sequences, args.identities or [])}
-    if len(few) < len(args.sequences) and not args.no_ablations:  # the full fit on the same subset, for a like-for-like ablation
+    if (
+        len(few) < len(args.sequences) and not args.no_ablations
+    ):  # the full fit on the same subset, for a like-for-like ablation
         variants.insert(1, (f"fast ({len(few)} sequence(s) of the ablations)", fit.fast_config(), args.frames, few))
     if not args.skip_paper:
-        variants += [(f"fast (first {args.paper_frames} frames)", fit.fast_config(), args.paper_frames, few),
-                     (f"paper (first {args.paper_frames} frames, {args.paper_iterations} it)",
-                      fit.paper_config(iterations=args.paper_iterations, keep_iteration=min(400, args.paper_iterations)),
-                      args.paper_frames, few)]
+        variants += [
+            (f"fast (first {args.paper_frames} frames)", fit.fast_config(), args.paper_frames, few),
+            (
+                f"paper (first {args.paper_frames} frames, {args.paper_iterations} it)",
+                fit.paper_config(iterations=args.paper_iterations, keep_iteration=min(400, args.paper_iterations)),
+                args.paper_frames,
+                few,
+            ),
+        ]
     rows, done = [], {}
     if args.identities:
         if len(args.identities) != len(args.sequences):
             ap.error(f"--identities: {len(args.identities)} ids for {len(args.sequences)} sequences")
         per = []
         for sq in args.sequences:
-            per.append(ceiling(model, sq, canonicals[sq], args.frames, args.ceiling_every, args.resolution, args.iou_points))
+            per.append(
+                ceiling(model, sq, canonicals[sq], args.frames, args.ceiling_every, args.resolution, args.iou_points)
+            )
             print(f"  ceiling on {Path(sq).name}: {per[-1]}", flush=True)
         every = f", every {args.ceiling_every}th frame" if args.ceiling_every > 1 else ""
         rows.append(summary(f"decoder ceiling (codes fitted to 3D ground truth{every})", per))
@@ -157,41 +198,68 @@ def main():
             per.append(done[key])
         row = summary(name, per)
         rows.append(row)
-        print(f"{name}: IoU {row['iou']:.4f}  C-L2 {row['chamfer_l2']:.3e}  EPE {row['epe']:.4f} ({row['epe_cm']:.2f} cm)  "
-              f"{row['fit_s']:.0f} s for {row['frames']:.0f} frames", flush=True)
-    lines = [f"`python {' '.join(sys.argv)}`", "",
-             f"torch {torch.__version__}, 2 threads, CPU; each row is the mean over its sequences", "",
-             "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame | canonical shape IoU |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+        print(
+            f"{name}: IoU {row['iou']:.4f}  C-L2 {row['chamfer_l2']:.3e}  EPE {row['epe']:.4f} ({row['epe_cm']:.2f} cm)  "
+            f"{row['fit_s']:.0f} s for {row['frames']:.0f} frames",
+            flush=True,
+        )
+    lines = [
+        f"`python {' '.join(sys.argv)}`",
+        "",
+        f"torch {torch.__version__}, 2 threads, CPU; each row is the mean over its sequences",
+        "",
+        "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame | canonical shape IoU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         shape_iou = f"{r['shape_iou']:.4f}" if "shape_iou" in r else "-"
-        lines.append(f"| {r['variant']} | {r['sequences']} | {r['frames']:.0f} | {r['iou']:.4f} | {r['chamfer_l2']:.2e} | {r['epe']:.4f} | "
-                     f"{r['epe_cm']:.2f} | {r['fit_s']:.0f} | {r['fit_s'] / r['frames']:.1f} | {shape_iou} |")
+        lines.append(
+            f"| {r['variant']} | {r['sequences']} | {r['frames']:.0f} | {r['iou']:.4f} | {r['chamfer_l2']:.2e} | {r['epe']:.4f} | "
+            f"{r['epe_cm']:.2f} | {r['fit_s']:.0f} | {r['fit_s'] / r['frames']:.1f} | {shape_iou} |"
+        )
     fast = next(r for r in rows if r["variant"] == "fast")
     ceil = rows[0] if args.identities else None
-    lines += ["", "`fast`, per sequence" + (" (ceiling in brackets)" if ceil else "") + ":", "",
-              "| sequence | frames | IoU | Chamfer-L2 | EPE (cm) | fit time s | hardest frames (IoU) |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "`fast`, per sequence" + (" (ceiling in brackets)" if ceil else "") + ":",
+        "",
+        "| sequence | frames | IoU | Chamfer-L2 | EPE (cm) | fit time s | hardest frames (IoU) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for k, (sq, p) in enumerate(zip(args.sequences, fast["per_sequence"])):
         c = ceil["per_sequence"][k] if ceil else None
 
-        def cell(key, fmt):
+        def cell(key, fmt, p=p, c=c):
             return format(p[key], fmt) + (f" ({format(c[key], fmt)})" if c else "")
 
         worst = ", ".join(f"{t}: {p['iou_per_frame'][t]:.2f}" for t in np.argsort(p["iou_per_frame"])[:3])
-        lines.append(f"| {Path(sq).name} | {p['frames']} | {cell('iou', '.4f')} | {cell('chamfer_l2', '.2e')} | "
-                     f"{cell('epe_cm', '.2f')} | {p['fit_s']:.0f} | {worst} |")
+        lines.append(
+            f"| {Path(sq).name} | {p['frames']} | {cell('iou', '.4f')} | {cell('chamfer_l2', '.2e')} | "
+            f"{cell('epe_cm', '.2f')} | {p['fit_s']:.0f} | {worst} |"
+        )
     paper = [r for r in rows if r["variant"].startswith("paper")]
     fast_cut = [r for r in rows if r["variant"].startswith("fast (first")]
     if paper and fast_cut:
         p, f = paper[0], fast_cut[0]
-        lines += ["", f"fast vs paper on the same {p['frames']:.0f}-frame cuts: time ratio {p['fit_s'] / f['fit_s']:.1f}x faster, "
-                  f"IoU {f['iou']:.4f} vs {p['iou']:.4f}, EPE {f['epe_cm']:.2f} vs {p['epe_cm']:.2f} cm"]
+        lines += [
+            "",
+            f"fast vs paper on the same {p['frames']:.0f}-frame cuts: time ratio {p['fit_s'] / f['fit_s']:.1f}x faster, "
+            f"IoU {f['iou']:.4f} vs {p['iou']:.4f}, EPE {f['epe_cm']:.2f} vs {p['epe_cm']:.2f} cm",
+        ]
     ours_ms, n, grid_rows = partial_sdf_vs_grid(args.sequences[0])
-    lines += ["", "Partial SDF: reference dense grid + trilinear vs ours (exact at the query points), one 320x240 frame:", "",
-              "| formulation | per-frame cost | error at samples (model units, mean / p95) |", "|---|---|---|",
-              f"| ours, exact at {n} query points | {ours_ms:.0f} ms per query batch, no build | 0 / 0 |"]
-    lines += [f"| reference grid {r['resolution']}^3 | {r['grid_build_s']:.1f} s build per frame | "
-              f"{r['mean_abs_err']:.2e} / {r['p95_abs_err']:.2e} |" for r in grid_rows]
+    lines += [
+        "",
+        "Partial SDF: reference dense grid + trilinear vs ours (exact at the query points), one 320x240 frame:",
+        "",
+        "| formulation | per-frame cost | error at samples (model units, mean / p95) |",
+        "|---|---|---|",
+        f"| ours, exact at {n} query points | {ours_ms:.0f} ms per query batch, no build | 0 / 0 |",
+    ]
+    lines += [
+        f"| reference grid {r['resolution']}^3 | {r['grid_build_s']:.1f} s build per frame | "
+        f"{r['mean_abs_err']:.2e} / {r['p95_abs_err']:.2e} |"
+        for r in grid_rows
+    ]
     text = "\n".join(lines)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,9 @@ def pose_error_cm(m, codes, angles, shape_rows):
     canon = torch.as_tensor(bodies.body_meshes(ph))
     posed_true = bodies.body_meshes(ph, angles)
     with torch.inference_mode():
-        moved = canon + m.pose_decoder(m.shape_codes[torch.as_tensor(shape_rows)], torch.as_tensor(codes, dtype=torch.float32), canon)
+        moved = canon + m.pose_decoder(
+            m.shape_codes[torch.as_tensor(shape_rows)], torch.as_tensor(codes, dtype=torch.float32), canon
+        )
     return float(space.model_to_metres(np.linalg.norm(moved.numpy() - posed_true, axis=-1).mean()) * 100)
 
 
@@ -87,10 +89,15 @@ def main():
     for kind, sem in maps.items():
         h, r2, ch = shape_errors(m, sem.shape_code(ph), ph, args.resolution)
         rows.append((f"shape: phenotype requests, {kind}", f"{h:.2f} cm", f"{r2:.3f}", f"{ch:.2e}", sem.fit_time))
-    lines = [f"`python benchmarks/bench_semantics.py --checkpoint {args.checkpoint}`", "",
-             f"{args.requests} random requests inside the training range; meshes decoded at {args.resolution}^3; "
-             f"torch {torch.__version__}, CPU", "",
-             "| shape | mean height error | height R^2 | Chamfer-L2 | map fit time |", "|---|---|---|---|---|"]
+    lines = [
+        f"`python benchmarks/bench_semantics.py --checkpoint {args.checkpoint}`",
+        "",
+        f"{args.requests} random requests inside the training range; meshes decoded at {args.resolution}^3; "
+        f"torch {torch.__version__}, CPU",
+        "",
+        "| shape | mean height error | height R^2 | Chamfer-L2 | map fit time |",
+        "|---|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
     lines += ["", "targets: mean height error <= 2 cm, height R^2 >= 0.95"]
     if m.pose_decoder is not None:
@@ -102,13 +109,28 @@ def main():
         frames = rng.choice(len(plabels), args.requests, replace=False)
         floor_angles = np.array([plabels[t]["angles"] for t in frames])
         floor_rows = np.array([plabels[t]["shape_index"] for t in frames])
-        prow = [("pose floor: training frames' own codes",
-                 f"{pose_error_cm(m, m.pose_codes[torch.as_tensor(frames)].numpy(), floor_angles, floor_rows):.2f} cm", "-")]
+        prow = [
+            (
+                "pose floor: training frames' own codes",
+                f"{pose_error_cm(m, m.pose_codes[torch.as_tensor(frames)].numpy(), floor_angles, floor_rows):.2f} cm",
+                "-",
+            )
+        ]
         for kind, sem in maps.items():
-            prow.append((f"pose: {kind}, requests from the training pose sampler",
-                         f"{pose_error_cm(m, sem.pose_code(sampled), sampled, shape_rows):.2f} cm", sem.fit_time))
-            prow.append((f"pose: {kind}, requests uniform in the box of training ranges",
-                         f"{pose_error_cm(m, sem.pose_code(uniform), uniform, shape_rows):.2f} cm", ""))
+            prow.append(
+                (
+                    f"pose: {kind}, requests from the training pose sampler",
+                    f"{pose_error_cm(m, sem.pose_code(sampled), sampled, shape_rows):.2f} cm",
+                    sem.fit_time,
+                )
+            )
+            prow.append(
+                (
+                    f"pose: {kind}, requests uniform in the box of training ranges",
+                    f"{pose_error_cm(m, sem.pose_code(uniform), uniform, shape_rows):.2f} cm",
+                    "",
+                )
+            )
         lines += ["", "| pose | mean vertex error | map fit time (both maps) |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in prow]
         lines += ["", "target: mean vertex error <= 3 cm"]

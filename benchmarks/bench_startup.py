@@ -62,8 +62,15 @@ def launch_app(checkpoint: str, cache_root: Path, timeout: float = 300.0) -> dic
         times = Path(tmp) / "times.jsonl"
         env = {**os.environ, "NPM_CACHE_DIR": str(cache_root), "NPM_VIEWER_TIMES": str(times)}
         env.pop("DISPLAY", None)
-        cmd = [sys.executable, "-m", "npm_viewer.launch", "--checkpoint", checkpoint,
-               "--screenshot", str(Path(tmp) / "shot.png")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "npm_viewer.launch",
+            "--checkpoint",
+            checkpoint,
+            "--screenshot",
+            str(Path(tmp) / "shot.png"),
+        ]
         t0 = time.time()
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         got: dict = {}
@@ -80,8 +87,10 @@ def launch_app(checkpoint: str, cache_root: Path, timeout: float = 300.0) -> dic
             proc.kill()
             proc.wait()
         if "full_body" not in got:
-            raise RuntimeError(f"npm-viewer showed no full body in {timeout:.0f} s: {got}; "
-                               f"stderr: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(
+                f"npm-viewer showed no full body in {timeout:.0f} s: {got}; "
+                f"stderr: {proc.stderr.read().decode()[-2000:]}"
+            )
         return got
 
 
@@ -99,13 +108,17 @@ def app_section(checkpoint: str, runs: int) -> str:
         return f"{statistics.median(vals):.1f} s ({', '.join(f'{v:.1f}' for v in vals)})"
 
     load = os.getloadavg()[0]
-    return (f"{APP_SECTION}\n\n`npm-viewer --checkpoint {Path(checkpoint).name} --screenshot ...` under EGL (Mesa "
-            f"software GL), {os.cpu_count()} CPU cores, load avg {load:.1f} at the end; medians of {runs} launches "
-            "(each launch in brackets). Cold: empty mesh and checkpoint-info caches; warm: the same caches after a "
-            "cold start.\n\n| cache | first frame drawn | first body on screen | full-resolution body |\n"
-            "|---|---|---|---|\n"
-            + "".join(f"| {name} | " + " | ".join(med(k, e) for e in APP_EVENTS) + " |\n"
-                      for k, name in ((0, "cold"), (1, "warm"))))
+    return (
+        f"{APP_SECTION}\n\n`npm-viewer --checkpoint {Path(checkpoint).name} --screenshot ...` under EGL (Mesa "
+        f"software GL), {os.cpu_count()} CPU cores, load avg {load:.1f} at the end; medians of {runs} launches "
+        "(each launch in brackets). Cold: empty mesh and checkpoint-info caches; warm: the same caches after a "
+        "cold start.\n\n| cache | first frame drawn | first body on screen | full-resolution body |\n"
+        "|---|---|---|---|\n"
+        + "".join(
+            f"| {name} | " + " | ".join(med(k, e) for e in APP_EVENTS) + " |\n"
+            for k, name in ((0, "cold"), (1, "warm"))
+        )
+    )
 
 
 def main() -> None:
@@ -127,8 +140,12 @@ def main() -> None:
             Path(args.out).write_text(old.split(APP_SECTION)[0].rstrip() + "\n\n" + section)
         return
 
-    out = subprocess.run([sys.executable, "-c", ("import time; t = time.perf_counter(); import torch; "
-                                                 "print(time.perf_counter() - t)")], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", ("import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import_torch = float(out.stdout.strip())
     import torch
     import yaml
@@ -151,10 +168,12 @@ def main() -> None:
     model = load_model(args.checkpoint)
     load_s = time.perf_counter() - t
     code = model.shape_codes[args.shape]
-    rows = [("import torch (fresh interpreter)", ms(import_torch), ""),
-            ("read the shape codes (torch.load shape.pt)", ms(codes_s), f"{len(model.shape_codes)} shape codes"),
-            ("parse meta.yaml (yaml.safe_load)", ms(meta_s), f"{meta.stat().st_size / 1e6:.1f} MB"),
-            ("load the checkpoint (load_model)", ms(load_s), "decoders, codes, meta.yaml")]
+    rows = [
+        ("import torch (fresh interpreter)", ms(import_torch), ""),
+        ("read the shape codes (torch.load shape.pt)", ms(codes_s), f"{len(model.shape_codes)} shape codes"),
+        ("parse meta.yaml (yaml.safe_load)", ms(meta_s), f"{meta.stat().st_size / 1e6:.1f} MB"),
+        ("load the checkpoint (load_model)", ms(load_s), "decoders, codes, meta.yaml"),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         cache = MeshCache(Path(tmp) / "meshes")
         for res in args.resolution:
@@ -190,12 +209,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     rel = Path(args.checkpoint).resolve()
     what = rel.relative_to(ROOT) if rel.is_relative_to(ROOT) else rel
-    text = (f"`nice -n 5 python benchmarks/bench_startup.py {' '.join(sys.argv[1:])}`".replace(" `", "`") + "\n\n"
-            f"checkpoint: {what}, shape code {args.shape}\n\n"
-            f"torch {torch.__version__}, {threads} torch thread(s), {os.cpu_count()} CPU cores, "
-            f"load avg {load:.1f} at the end; cache reads: medians of {args.repeats}\n\n"
-            "| what | measured | size |\n|---|---|---|\n"
-            + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows))
+    text = (
+        f"`nice -n 5 python benchmarks/bench_startup.py {' '.join(sys.argv[1:])}`".replace(" `", "`") + "\n\n"
+        f"checkpoint: {what}, shape code {args.shape}\n\n"
+        f"torch {torch.__version__}, {threads} torch thread(s), {os.cpu_count()} CPU cores, "
+        f"load avg {load:.1f} at the end; cache reads: medians of {args.repeats}\n\n"
+        "| what | measured | size |\n|---|---|---|\n" + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
+    )
     if args.app_runs:
         text += "\n" + app_section(args.checkpoint, args.app_runs)
     print(text)

@@ -27,8 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from npm_core.data.samples import FlowSamples, ShapeSamples  # noqa: E402
-from npm_core.models.decoders import (DecoderConfig, ModelConfig, PoseDecoder, ShapeDecoder,  # noqa: E402
-                                      decoder_flops_per_point, model_preset)
+from npm_core.models.decoders import (  # noqa: E402
+    DecoderConfig,
+    ModelConfig,
+    PoseDecoder,
+    ShapeDecoder,
+    decoder_flops_per_point,
+    model_preset,
+)
 from npm_core.train import pose_preset, shape_preset, train_pose, train_shape  # noqa: E402
 
 DEFAULT_IDENTITIES, DEFAULT_FRAMES = 256, 5592  # training identities / frames of the default data config
@@ -60,9 +66,16 @@ def synthetic_flow(I, T, S) -> FlowSamples:
     frame_shape = torch.arange(T) % I
     posed = canon[frame_shape] + 0.01 * torch.randn(T, V, 3, generator=g)
     bary = torch.rand(I, S, 3, generator=g)
-    return FlowSamples(canon, posed, frame_shape, torch.randint(0, V, (F, 3), generator=g),
-                       torch.randint(0, F, (I, S), generator=g), bary / bary.sum(-1, keepdim=True),
-                       0.01 * torch.rand(I, S, generator=g), (torch.arange(S) >= S // 2).long())
+    return FlowSamples(
+        canon,
+        posed,
+        frame_shape,
+        torch.randint(0, V, (F, 3), generator=g),
+        torch.randint(0, F, (I, S), generator=g),
+        bary / bary.sum(-1, keepdim=True),
+        0.01 * torch.rand(I, S, generator=g),
+        (torch.arange(S) >= S // 2).long(),
+    )
 
 
 def train_rate(stage, model_cfg, cfg) -> float:
@@ -70,8 +83,9 @@ def train_rate(stage, model_cfg, cfg) -> float:
     events = []
     cfg.epochs, cfg.log_every_s = 2, 1e9
     if stage == "shape":
-        train_shape(synthetic_shapes(3 * cfg.batch_shapes, cfg.points_per_shape * 2), cfg, model_cfg,
-                    progress=events.append)
+        train_shape(
+            synthetic_shapes(3 * cfg.batch_shapes, cfg.points_per_shape * 2), cfg, model_cfg, progress=events.append
+        )
     else:
         flow = synthetic_flow(2, 3 * cfg.batch_frames, cfg.points_per_frame * 2)
         train_pose(flow, None, torch.zeros(2, model_cfg.shape.code_dim), cfg, model_cfg, progress=events.append)
@@ -105,7 +119,9 @@ def main():
 
     emit(f"`python benchmarks/bench_train.py{' --candidates' if args.candidates else ''}`")
     emit()
-    emit(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, float32; training lines print per epoch above")
+    emit(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, float32; training lines print per epoch above"
+    )
     emit()
     peak = mm_gflops(2048)
     layer = mm_gflops(256, m=16384, k=256)
@@ -135,14 +151,18 @@ def main():
             rate = train_rate(stage, mc, cfg)
             gf = 3 * decoder_flops_per_point(dec) * rate / 1e9
             hours = items * full * epochs / rate / 3600
-            rows.append(f"| {stage} | {preset} | {d.depth}x{d.width}, code {d.code_dim}, PE {d.pe_freqs} | "
-                        f"{batch} x {pts:,}{'' if pts == full else f' (preset {full:,})'} | {rate:,.0f} | "
-                        f"{rate / pts:,.1f} | {gf:.1f} | {100 * gf / peak:.0f}% | "
-                        f"{hours:,.1f} h ({epochs} ep x {items} x {full:,} pts) |")
+            rows.append(
+                f"| {stage} | {preset} | {d.depth}x{d.width}, code {d.code_dim}, PE {d.pe_freqs} | "
+                f"{batch} x {pts:,}{'' if pts == full else f' (preset {full:,})'} | {rate:,.0f} | "
+                f"{rate / pts:,.1f} | {gf:.1f} | {100 * gf / peak:.0f}% | "
+                f"{hours:,.1f} h ({epochs} ep x {items} x {full:,} pts) |"
+            )
     emit("## Training throughput (npm_core.train: sampling, forward, backward, Adam)")
     emit()
-    emit("| stage | preset | network | batch x points | points/s | samples/s (shapes or frames) | "
-         "train GFLOP/s (3x fwd) | % of mm | projected stage, default data |")
+    emit(
+        "| stage | preset | network | batch x points | points/s | samples/s (shapes or frames) | "
+        "train GFLOP/s (3x fwd) | % of mm | projected stage, default data |"
+    )
     emit("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         emit(r)
@@ -156,7 +176,10 @@ def main():
         mc = model_preset(preset)
         s, p = ShapeDecoder(mc.shape), PoseDecoder(mc.pose, mc.shape.code_dim)
         sc, pc = 0.1 * torch.randn(mc.shape.code_dim), 0.1 * torch.randn(mc.pose.code_dim)
-        for name, dec, fn in [("shape sdf_fn", s, s.sdf_fn(sc)), ("pose displacement_fn", p, p.displacement_fn(sc, pc))]:
+        for name, dec, fn in [
+            ("shape sdf_fn", s, s.sdf_fn(sc)),
+            ("pose displacement_fn", p, p.displacement_fn(sc, pc)),
+        ]:
             flops = decoder_flops_per_point(dec)
             rate = infer_rate(fn, n=(1 << 16) if preset == "fast" else (1 << 15))
             gf = flops * rate / 1e9
@@ -168,14 +191,16 @@ def main():
         emit()
         emit("| network | points/s | train GFLOP/s | hours per 100M points |")
         emit("|---|---|---|---|")
-        for name, d, stage in [("shape 6x256 code 128 PE 6", DecoderConfig(256, 6, 128, 6, 3), "shape"),
-                               ("shape 5x384 code 128 PE 6", DecoderConfig(384, 5, 128, 6, 3), "shape"),
-                               ("shape 6x256 code 64 PE 6 (chosen)", DecoderConfig(256, 6, 64, 6, 3), "shape"),
-                               ("shape 5x256 code 64 PE 6", DecoderConfig(256, 5, 64, 6, 3), "shape"),
-                               ("shape 4x256 code 64 PE 6", DecoderConfig(256, 4, 64, 6, 2), "shape"),
-                               ("shape 6x192 code 64 PE 6", DecoderConfig(192, 6, 64, 6, 3), "shape"),
-                               ("pose 6x256 codes 64+128 PE 6 (chosen)", DecoderConfig(256, 6, 128, 6, 3), "pose"),
-                               ("pose 6x384 codes 64+128 PE 6", DecoderConfig(384, 6, 128, 6, 3), "pose")]:
+        for name, d, stage in [
+            ("shape 6x256 code 128 PE 6", DecoderConfig(256, 6, 128, 6, 3), "shape"),
+            ("shape 5x384 code 128 PE 6", DecoderConfig(384, 5, 128, 6, 3), "shape"),
+            ("shape 6x256 code 64 PE 6 (chosen)", DecoderConfig(256, 6, 64, 6, 3), "shape"),
+            ("shape 5x256 code 64 PE 6", DecoderConfig(256, 5, 64, 6, 3), "shape"),
+            ("shape 4x256 code 64 PE 6", DecoderConfig(256, 4, 64, 6, 2), "shape"),
+            ("shape 6x192 code 64 PE 6", DecoderConfig(192, 6, 64, 6, 3), "shape"),
+            ("pose 6x256 codes 64+128 PE 6 (chosen)", DecoderConfig(256, 6, 128, 6, 3), "pose"),
+            ("pose 6x384 codes 64+128 PE 6", DecoderConfig(384, 6, 128, 6, 3), "pose"),
+        ]:
             mc = ModelConfig(d if stage == "shape" else DecoderConfig(256, 6, 64, 6, 3), d)
             if stage == "shape":
                 cfg, dec = shape_preset("fast"), ShapeDecoder(d)
@@ -184,7 +209,9 @@ def main():
                 cfg, dec = pose_preset("fast"), PoseDecoder(d, 64)
                 cfg.batch_frames, cfg.points_per_frame = 4, 8192
             rate = train_rate(stage, mc, cfg)
-            emit(f"| {name} | {rate:,.0f} | {3 * decoder_flops_per_point(dec) * rate / 1e9:.1f} | {1e8 / rate / 3600:.2f} |")
+            emit(
+                f"| {name} | {rate:,.0f} | {3 * decoder_flops_per_point(dec) * rate / 1e9:.1f} | {1e8 / rate / 3600:.2f} |"
+            )
         emit()
 
     if args.out:

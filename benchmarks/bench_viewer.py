@@ -44,8 +44,11 @@ def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
     torch.manual_seed(0)
     if layout.is_checkpoint(src):
         out.mkdir()
-        for path in (layout.checkpoint_config_path, layout.checkpoint_meta_path,
-                     *(functools.partial(layout.checkpoint_stage_path, stage=s) for s in layout.STAGES)):
+        for path in (
+            layout.checkpoint_config_path,
+            layout.checkpoint_meta_path,
+            *(functools.partial(layout.checkpoint_stage_path, stage=s) for s in layout.STAGES),
+        ):
             if path(src).exists():
                 shutil.copy(path(src), path(out))
         what = str(src.relative_to(ROOT)) if src.is_relative_to(ROOT) else str(src)
@@ -56,11 +59,15 @@ def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
             what += " (no pose stage yet: random pose decoder of its config, same cost)"
         return out, what
     if arg:
-        raise SystemExit(f"{src}: not a checkpoint (expected {layout.checkpoint_config_path(src).name} and "
-                         f"{layout.checkpoint_stage_path(src, 'shape').name})")
+        raise SystemExit(
+            f"{src}: not a checkpoint (expected {layout.checkpoint_config_path(src).name} and "
+            f"{layout.checkpoint_stage_path(src, 'shape').name})"
+        )
     cfg = model_preset("fast")
     ckpt.save_stage(out, "shape", ShapeDecoder(cfg.shape), torch.randn(8, cfg.shape.code_dim) * 0.01, cfg)
-    ckpt.save_stage(out, "pose", PoseDecoder(cfg.pose, cfg.shape.code_dim), torch.randn(40, cfg.pose.code_dim) * 0.01, cfg)
+    ckpt.save_stage(
+        out, "pose", PoseDecoder(cfg.pose, cfg.shape.code_dim), torch.randn(40, cfg.pose.code_dim) * 0.01, cfg
+    )
     return out, "random checkpoint, `fast` preset sizes (no checkpoints/body-v1)"
 
 
@@ -111,8 +118,8 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    from npm_core.models.checkpoint import load_model
     from npm_core.mesh.posing import ANCHORS
+    from npm_core.models.checkpoint import load_model
     from npm_viewer.workers import VIEW_LIPSCHITZ, MeshWorker
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
@@ -124,18 +131,33 @@ def main() -> None:
     rows, n = [], args.repeats
     try:
         timed(worker, "main", path, [(S[0], None)], 32)  # start-up: imports, model load
+
         def lat(k, res, lip=None):
             code = S[0] * (1 - k / 10) + S[1 % len(S)] * k / 10
             return timed(worker, "main", path, [(code, None)], res, "exact", lip)
 
         prev = [lat(k, 48, VIEW_LIPSCHITZ) for k in range(1, n + 1)]
-        rows.append((f"shape-slider preview (48^3, L={VIEW_LIPSCHITZ:g})", f"{med([t for t, _ in prev]) * 1000:.0f} ms",
-                     f"{prev[-1][1].stats['vertices']} verts", "<= 150 ms", med([t for t, _ in prev]) <= 0.15))
+        rows.append(
+            (
+                f"shape-slider preview (48^3, L={VIEW_LIPSCHITZ:g})",
+                f"{med([t for t, _ in prev]) * 1000:.0f} ms",
+                f"{prev[-1][1].stats['vertices']} verts",
+                "<= 150 ms",
+                med([t for t, _ in prev]) <= 0.15,
+            )
+        )
         for lip in (2.0, VIEW_LIPSCHITZ):
             full = [lat(k + 0.5 + lip / 7, 128, lip) for k in range(1, n + 1)]
             tm = med([t for t, _ in full])
-            rows.append((f"full resolution (128^3, L={lip:g}{', used by the app' if lip == VIEW_LIPSCHITZ else ' = npm_core default'})",
-                         f"{tm * 1000:.0f} ms", f"{full[-1][1].stats['vertices']} verts", "<= 1 s", tm <= 1.0))
+            rows.append(
+                (
+                    f"full resolution (128^3, L={lip:g}{', used by the app' if lip == VIEW_LIPSCHITZ else ' = npm_core default'})",
+                    f"{tm * 1000:.0f} ms",
+                    f"{full[-1][1].stats['vertices']} verts",
+                    "<= 1 s",
+                    tm <= 1.0,
+                )
+            )
         for res in (128, 256):
             code = S[0]
             timed(worker, "main", path, [(code, None)], res)  # canonical cached
@@ -148,11 +170,13 @@ def main() -> None:
                 ts = ts[1:]  # first preview builds the anchor weights once per mesh
                 label = f"pose slider {mode} ({res}^3 mesh)" + (f", {ANCHORS} anchors" if mode == "preview" else "")
                 if mode == "preview":
-                    rows.append((label, f"{med(ts) * 1000:.0f} ms", f"{r.stats['vertices']} verts", "<= 50 ms",
-                                 med(ts) <= 0.05))
+                    rows.append(
+                        (label, f"{med(ts) * 1000:.0f} ms", f"{r.stats['vertices']} verts", "<= 50 ms", med(ts) <= 0.05)
+                    )
                 else:
-                    rows.append((label, f"{med(ts) * 1000:.0f} ms", f"{r.stats['vertices']} verts",
-                                 "(after release)", None))
+                    rows.append(
+                        (label, f"{med(ts) * 1000:.0f} ms", f"{r.stats['vertices']} verts", "(after release)", None)
+                    )
         fps_rows, ui = replay_and_ui(path, worker, S, rng)
         rows += fps_rows
         rows.append(ui)
@@ -160,9 +184,11 @@ def main() -> None:
         worker.close()
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
-    head = (f"`python benchmarks/bench_viewer.py --repeats {n}`\n\n"
-            f"checkpoint: {what}\n\ntorch {torch.__version__}, worker process {max(1, (os.cpu_count() or 2) - 1)} torch thread(s), {os.cpu_count()} CPU cores, "
-            f"load avg {load[0]:.1f} at the end; medians of {n}\n\n")
+    head = (
+        f"`python benchmarks/bench_viewer.py --repeats {n}`\n\n"
+        f"checkpoint: {what}\n\ntorch {torch.__version__}, worker process {max(1, (os.cpu_count() or 2) - 1)} torch thread(s), {os.cpu_count()} CPU cores, "
+        f"load avg {load[0]:.1f} at the end; medians of {n}\n\n"
+    )
     table = ["| what | measured | size | target | ok |", "|---|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} | {'-' if e is None else 'yes' if e else 'NO'} |" for a, b, c, d, e in rows]
     text = head + "\n".join(table) + "\n"
@@ -201,8 +227,10 @@ def replay_and_ui(path, worker, S, rng):
     gl_fps = k / (time.perf_counter() - t)
     app.state.playing = False
     verts = f"{seq.posed.shape[1]} verts + gt + {len(seq.points[0])} pts"
-    rows = [("replay: app work per frame", f"{app_fps:.0f} fps", verts, ">= 25 fps", app_fps >= 25),
-            ("replay incl. software rendering (EGL/llvmpipe)", f"{gl_fps:.1f} fps", verts, ">= 25 fps", gl_fps >= 25)]
+    rows = [
+        ("replay: app work per frame", f"{app_fps:.0f} fps", verts, ">= 25 fps", app_fps >= 25),
+        ("replay incl. software rendering (EGL/llvmpipe)", f"{gl_fps:.1f} fps", verts, ">= 25 fps", gl_fps >= 25),
+    ]
     # UI frame time while the worker extracts 128^3 meshes back to back
     app.select_panel("shape")
     app.settle()
@@ -217,8 +245,13 @@ def replay_and_ui(path, worker, S, rng):
         ticks.append(time.perf_counter() - t0)
         time.sleep(max(0.0, 1 / 30 - ticks[-1]))
     ticks = np.asarray(ticks) * 1000
-    ui = ("UI frame while the worker extracts (EGL)", f"median {np.median(ticks):.0f} ms, p95 {np.percentile(ticks, 95):.0f} ms",
-          f"{k} meshes in 4 s", "<= 33 ms", np.median(ticks) <= 33)
+    ui = (
+        "UI frame while the worker extracts (EGL)",
+        f"median {np.median(ticks):.0f} ms, p95 {np.percentile(ticks, 95):.0f} ms",
+        f"{k} meshes in 4 s",
+        "<= 33 ms",
+        np.median(ticks) <= 33,
+    )
     app.worker = None
     ps.shutdown()
     shutil.rmtree(root, ignore_errors=True)

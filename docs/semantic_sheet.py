@@ -38,7 +38,7 @@ def main():
             r = extract(m.shape_decoder.sdf_fn(torch.as_tensor(code, dtype=torch.float32)), args.resolution)
         return r.vertices, r.faces.numpy()
 
-    for j, name in enumerate(bodies.PHENOTYPES):
+    for j in range(len(bodies.PHENOTYPES)):
         for value in np.linspace(lo[j], hi[j], COLS):
             ph = mid.copy()
             ph[j] = value
@@ -50,8 +50,10 @@ def main():
         for c in np.linspace(-2, 2, COLS):
             p = torch.as_tensor(sem.pose_pca.mean + sem.pose_pca.offset(np.eye(k + 1)[k] * c), dtype=torch.float32)
             meshes.append((pose_mesh(mean_v, m.pose_decoder.displacement_fn(s, p)).numpy(), mean_f))
-    render_grid(meshes, COLS, args.out, spacing=(0.75, 0.85), size=(1000, 1000 * (6 + args.pose_rows) * 0.85 / (COLS * 0.75)))
-    print("rows:", ", ".join(bodies.PHENOTYPES), "then pose PC1..PC%d (-2..+2 sd)" % args.pose_rows)
+    render_grid(
+        meshes, COLS, args.out, spacing=(0.75, 0.85), size=(1000, 1000 * (6 + args.pose_rows) * 0.85 / (COLS * 0.75))
+    )
+    print("rows:", ", ".join(bodies.PHENOTYPES), f"then pose PC1..PC{args.pose_rows} (-2..+2 sd)")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,11 @@ def anny_model():
 
     anny.paths.set_anny_cache_path(os.environ["ANNY_CACHE_DIR"])
     # warp announces itself (and the missing CUDA driver) on stdout/stderr when anny inits it
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         model = anny.Anny()  # rig 'anny', 'local-ref' pose deltas, default phenotypes
     return model.to(torch.float32)
@@ -158,7 +162,9 @@ def _axis_angle_rotations(angles_deg: np.ndarray, root_yaw_deg: np.ndarray | Non
         for bone in joint.bones:
             rotvec[:, labels.index(bone)] += per_bone[:, None] * axis
     if root_yaw_deg is not None:
-        rotvec[:, 0] += torch.as_tensor(np.deg2rad(root_yaw_deg))[:, None] * torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+        rotvec[:, 0] += torch.as_tensor(np.deg2rad(root_yaw_deg))[:, None] * torch.tensor(
+            [0.0, 0.0, 1.0], dtype=torch.float64
+        )
     deltas = torch.eye(4, dtype=torch.float32).repeat(B, len(labels), 1, 1)
     # bones hit by several joints: compose by summing rotation vectors (small, commuting enough)
     deltas[..., :3, :3] = roma.rotvec_to_rotmat(rotvec).to(torch.float32)
@@ -206,8 +212,9 @@ class Identity:
     split: str  # "train" | "test"
 
 
-def sample_identities(count: int, seed: int = 0, test_fraction: float = 0.2,
-                      min_age_years: float = 13.0, max_age_years: float = 85.0) -> list[Identity]:
+def sample_identities(
+    count: int, seed: int = 0, test_fraction: float = 0.2, min_age_years: float = 13.0, max_age_years: float = 85.0
+) -> list[Identity]:
     """Phenotypes from Anny's WHO-calibrated distribution (height/weight/muscle conditioned on
     age and gender), ages uniform in [min, max] years; seeded, with a seeded train/test split.
     Ids are stable: the same (seed, index) always gives the same body."""
@@ -245,7 +252,9 @@ def sample_identities(count: int, seed: int = 0, test_fraction: float = 0.2,
 def find_identity(identity_id: str, identities_cfg) -> Identity:
     """The identity with this id under a data config's `identities` settings (ids are seeded)."""
     ic = identities_cfg
-    idents = {x.id: x for x in sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)}
+    idents = {
+        x.id: x for x in sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)
+    }
     if identity_id not in idents:
         some = ", ".join(list(idents)[:5])
         raise ValueError(f"unknown identity '{identity_id}' for this data config; ids look like {some}, ...")
@@ -327,76 +336,137 @@ def _pulse(amp, cycles=1.0, phase=0.0, offset=0.0):
 
 def _walk():
     c = 2.0  # two strides
-    return _clip("walk", 80, {
-        "hip_flex_l": _sin(28, c, 0.0, 5), "hip_flex_r": _sin(28, c, 0.5, 5),
-        "knee_bend_l": _pulse(45, c, 0.5 + 0.25, 8), "knee_bend_r": _pulse(45, c, 0.75 + 0.5, 8),
-        "shoulder_flex_l": _sin(22, c, 0.5), "shoulder_flex_r": _sin(22, c, 0.0),
-        "elbow_bend_l": _pulse(20, c, 0.5, 15), "elbow_bend_r": _pulse(20, c, 0.0, 15),
-        "torso_twist": _sin(8, c, 0.25), "ankle_bend_l": _sin(12, c, 0.25), "ankle_bend_r": _sin(12, c, 0.75),
-    }, translation=lambda t: np.stack([0 * t, 0.02 * np.abs(np.sin(2 * np.pi * c * t)), 0.9 * t - 0.45], 1))
+    return _clip(
+        "walk",
+        80,
+        {
+            "hip_flex_l": _sin(28, c, 0.0, 5),
+            "hip_flex_r": _sin(28, c, 0.5, 5),
+            "knee_bend_l": _pulse(45, c, 0.5 + 0.25, 8),
+            "knee_bend_r": _pulse(45, c, 0.75 + 0.5, 8),
+            "shoulder_flex_l": _sin(22, c, 0.5),
+            "shoulder_flex_r": _sin(22, c, 0.0),
+            "elbow_bend_l": _pulse(20, c, 0.5, 15),
+            "elbow_bend_r": _pulse(20, c, 0.0, 15),
+            "torso_twist": _sin(8, c, 0.25),
+            "ankle_bend_l": _sin(12, c, 0.25),
+            "ankle_bend_r": _sin(12, c, 0.75),
+        },
+        translation=lambda t: np.stack([0 * t, 0.02 * np.abs(np.sin(2 * np.pi * c * t)), 0.9 * t - 0.45], 1),
+    )
 
 
 def _squat():
     d = _pulse(1.0, 1.5)
-    return _clip("squat", 90, {
-        "hip_flex_l": lambda t: 95 * d(t), "hip_flex_r": lambda t: 95 * d(t),
-        "knee_bend_l": lambda t: 115 * d(t), "knee_bend_r": lambda t: 115 * d(t),
-        "ankle_bend_l": lambda t: 22 * d(t), "ankle_bend_r": lambda t: 22 * d(t),
-        "spine_bend": lambda t: 20 * d(t),
-        "shoulder_flex_l": lambda t: 85 * d(t), "shoulder_flex_r": lambda t: 85 * d(t),
-    }, translation=lambda t: np.stack([0 * t, -0.38 * d(t), 0 * t], 1))
+    return _clip(
+        "squat",
+        90,
+        {
+            "hip_flex_l": lambda t: 95 * d(t),
+            "hip_flex_r": lambda t: 95 * d(t),
+            "knee_bend_l": lambda t: 115 * d(t),
+            "knee_bend_r": lambda t: 115 * d(t),
+            "ankle_bend_l": lambda t: 22 * d(t),
+            "ankle_bend_r": lambda t: 22 * d(t),
+            "spine_bend": lambda t: 20 * d(t),
+            "shoulder_flex_l": lambda t: 85 * d(t),
+            "shoulder_flex_r": lambda t: 85 * d(t),
+        },
+        translation=lambda t: np.stack([0 * t, -0.38 * d(t), 0 * t], 1),
+    )
 
 
 def _arm_raise():
-    return _clip("arm_raise", 80, {
-        "shoulder_raise_l": _pulse(110, 1.0), "shoulder_raise_r": _pulse(110, 1.0, 0.25),
-        "clavicle_raise_l": _pulse(12, 1.0), "clavicle_raise_r": _pulse(12, 1.0, 0.25),
-        "elbow_bend_l": _pulse(30, 2.0), "spine_side": _sin(8, 1.0),
-    })
+    return _clip(
+        "arm_raise",
+        80,
+        {
+            "shoulder_raise_l": _pulse(110, 1.0),
+            "shoulder_raise_r": _pulse(110, 1.0, 0.25),
+            "clavicle_raise_l": _pulse(12, 1.0),
+            "clavicle_raise_r": _pulse(12, 1.0, 0.25),
+            "elbow_bend_l": _pulse(30, 2.0),
+            "spine_side": _sin(8, 1.0),
+        },
+    )
 
 
 def _torso_twist():
-    return _clip("torso_twist", 72, {
-        "torso_twist": _sin(38, 1.5), "head_turn": _sin(30, 1.5, 0.05),
-        "shoulder_raise_l": lambda t: 55 + 0 * t, "shoulder_raise_r": lambda t: 55 + 0 * t,
-        "elbow_bend_l": _pulse(60, 1.5), "elbow_bend_r": _pulse(60, 1.5, 0.5),
-        "spine_bend": _pulse(10, 3.0),
-    })
+    return _clip(
+        "torso_twist",
+        72,
+        {
+            "torso_twist": _sin(38, 1.5),
+            "head_turn": _sin(30, 1.5, 0.05),
+            "shoulder_raise_l": lambda t: 55 + 0 * t,
+            "shoulder_raise_r": lambda t: 55 + 0 * t,
+            "elbow_bend_l": _pulse(60, 1.5),
+            "elbow_bend_r": _pulse(60, 1.5, 0.5),
+            "spine_bend": _pulse(10, 3.0),
+        },
+    )
 
 
 def _jumping_jack():
     c = 2.0
-    return _clip("jumping_jack", 72, {
-        "shoulder_raise_l": _pulse(115, c, 0, -5), "shoulder_raise_r": _pulse(115, c, 0, -5),
-        "hip_abduct_l": _pulse(30, c), "hip_abduct_r": _pulse(30, c),
-        "knee_bend_l": _pulse(20, 2 * c), "knee_bend_r": _pulse(20, 2 * c),
-        "elbow_bend_l": _pulse(25, c, 0.5), "elbow_bend_r": _pulse(25, c, 0.5),
-        "neck_bend": _sin(6, 2 * c),
-    }, translation=lambda t: np.stack([0 * t, 0.12 * np.abs(np.sin(2 * np.pi * c * t)), 0 * t], 1))
+    return _clip(
+        "jumping_jack",
+        72,
+        {
+            "shoulder_raise_l": _pulse(115, c, 0, -5),
+            "shoulder_raise_r": _pulse(115, c, 0, -5),
+            "hip_abduct_l": _pulse(30, c),
+            "hip_abduct_r": _pulse(30, c),
+            "knee_bend_l": _pulse(20, 2 * c),
+            "knee_bend_r": _pulse(20, 2 * c),
+            "elbow_bend_l": _pulse(25, c, 0.5),
+            "elbow_bend_r": _pulse(25, c, 0.5),
+            "neck_bend": _sin(6, 2 * c),
+        },
+        translation=lambda t: np.stack([0 * t, 0.12 * np.abs(np.sin(2 * np.pi * c * t)), 0 * t], 1),
+    )
 
 
 def _kick():
     k = _pulse(1.0, 1.0)
-    return _clip("kick", 64, {
-        "hip_flex_r": lambda t: 85 * k(t) ** 2, "knee_bend_r": lambda t: 70 * np.sin(np.pi * t) ** 4 + 10 * k(t),
-        "ankle_bend_r": lambda t: -25 * k(t), "knee_bend_l": lambda t: 12 * k(t),
-        "shoulder_raise_l": lambda t: 35 * k(t), "shoulder_raise_r": lambda t: 35 * k(t),
-        "shoulder_flex_l": lambda t: 30 * k(t), "spine_bend": lambda t: -12 * k(t),
-    })
+    return _clip(
+        "kick",
+        64,
+        {
+            "hip_flex_r": lambda t: 85 * k(t) ** 2,
+            "knee_bend_r": lambda t: 70 * np.sin(np.pi * t) ** 4 + 10 * k(t),
+            "ankle_bend_r": lambda t: -25 * k(t),
+            "knee_bend_l": lambda t: 12 * k(t),
+            "shoulder_raise_l": lambda t: 35 * k(t),
+            "shoulder_raise_r": lambda t: 35 * k(t),
+            "shoulder_flex_l": lambda t: 30 * k(t),
+            "spine_bend": lambda t: -12 * k(t),
+        },
+    )
 
 
 def _wave():
-    return _clip("wave", 90, {
-        "shoulder_raise_r": lambda t: np.minimum(1.0, 4 * np.sin(np.pi * t)) * 100,
-        "elbow_bend_r": lambda t: np.minimum(1.0, 4 * np.sin(np.pi * t)) * (70 + 30 * np.sin(2 * np.pi * 4 * t)),
-        "wrist_bend_r": _sin(30, 4.0),
-        "head_turn": _sin(15, 1.0), "spine_side": _sin(-6, 1.0, 0, -4),
-    })
+    return _clip(
+        "wave",
+        90,
+        {
+            "shoulder_raise_r": lambda t: np.minimum(1.0, 4 * np.sin(np.pi * t)) * 100,
+            "elbow_bend_r": lambda t: np.minimum(1.0, 4 * np.sin(np.pi * t)) * (70 + 30 * np.sin(2 * np.pi * 4 * t)),
+            "wrist_bend_r": _sin(30, 4.0),
+            "head_turn": _sin(15, 1.0),
+            "spine_side": _sin(-6, 1.0, 0, -4),
+        },
+    )
 
 
 MOTIONS = {
-    "walk": _walk, "squat": _squat, "arm_raise": _arm_raise, "torso_twist": _torso_twist,
-    "jumping_jack": _jumping_jack, "kick": _kick, "wave": _wave,
+    "walk": _walk,
+    "squat": _squat,
+    "arm_raise": _arm_raise,
+    "torso_twist": _torso_twist,
+    "jumping_jack": _jumping_jack,
+    "kick": _kick,
+    "wave": _wave,
 }
 """Procedural clips: name -> builder. Train/test split of motions lives in the data config."""
 

@@ -96,7 +96,8 @@ def resolution(text: str) -> int:
         gib = 4 * (n + 1) ** 3 / 2**30
         raise argparse.ArgumentTypeError(
             f"{n}: at most {MAX_RESOLUTION} cells per axis; the dense {n + 1}^3 grid that extraction falls back to "
-            f"would allocate {gib:,.1f} GiB of float32")
+            f"would allocate {gib:,.1f} GiB of float32"
+        )
     return n
 
 
@@ -157,7 +158,9 @@ def _folder_of(is_kind, what: str):
     return check
 
 
-checkpoint_dir = _folder_of(layout.is_checkpoint, "not a checkpoint (expected config.yaml and shape.pt, as `npms train` writes)")
+checkpoint_dir = _folder_of(
+    layout.is_checkpoint, "not a checkpoint (expected config.yaml and shape.pt, as `npms train` writes)"
+)
 sequence_dir = _folder_of(layout.is_sequence, "not a depth sequence (expected camera.json and depth/)")
 fit_dir = _folder_of(layout.is_fit, f"not a fit result (expected {', '.join(layout.FIT_FILES)}, as `npms fit` writes)")
 
@@ -175,8 +178,9 @@ def mesh_path(text: str) -> str:
     """argparse type: a mesh file name whose suffix names a format trimesh writes (MESH_SUFFIXES)."""
     suffix = Path(text).suffix.lower()
     if suffix not in MESH_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"{text}: mesh format {suffix or '(no suffix)'!r} not supported; "
-                                         f"expected one of {', '.join(MESH_SUFFIXES)}")
+        raise argparse.ArgumentTypeError(
+            f"{text}: mesh format {suffix or '(no suffix)'!r} not supported; expected one of {', '.join(MESH_SUFFIXES)}"
+        )
     return text
 
 
@@ -198,8 +202,10 @@ def dir_out(kind: str = "", is_kind=None):
             raise argparse.ArgumentTypeError(f"{text}: is a file, expected a folder")
         if p.is_dir() and any(p.iterdir()) and not (is_kind and is_kind(p)):
             what = f" and is not a {kind}" if kind else ""
-            raise argparse.ArgumentTypeError(f"{text}: folder exists{what}; expected a new or empty folder"
-                                             + (f" or an earlier {kind}" if kind else ""))
+            raise argparse.ArgumentTypeError(
+                f"{text}: folder exists{what}; expected a new or empty folder"
+                + (f" or an earlier {kind}" if kind else "")
+            )
         _no_file_above(p, text)
         return text
 
@@ -207,8 +213,14 @@ def dir_out(kind: str = "", is_kind=None):
 
 
 def _is_checkpoint_in_progress(p: Path) -> bool:
-    return any(f.is_file() for f in [layout.checkpoint_config_path(p), layout.checkpoint_progress_path(p),
-                                     *(layout.checkpoint_train_state_path(p, s) for s in layout.STAGES)])
+    return any(
+        f.is_file()
+        for f in [
+            layout.checkpoint_config_path(p),
+            layout.checkpoint_progress_path(p),
+            *(layout.checkpoint_train_state_path(p, s) for s in layout.STAGES),
+        ]
+    )
 
 
 def _path_arg(parser, flag: str, check, **kw) -> None:
@@ -282,17 +294,32 @@ def cmd_data_sequence(args) -> None:
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({ident.split}) "
-          f"doing '{args.motion}' to {args.out}")
+    print(
+        f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({ident.split}) "
+        f"doing '{args.motion}' to {args.out}"
+    )
 
 
 def cmd_data_import_depth(args) -> None:
     from .data import import_depth
 
-    r = import_depth.import_depth(args.src, args.out, args.fx, args.fy, args.cx, args.cy, args.depth_scale,
-                                  args.masks, args.box, args.up, args.fps)
-    print(f"imported {r.frames} frames to {args.out}: up {r.up_camera.round(3).tolist()} in the camera frame "
-          f"(from {r.up_from}), world origin at the subject, {r.centre_camera.round(2).tolist()} m from the camera")
+    r = import_depth.import_depth(
+        args.src,
+        args.out,
+        args.fx,
+        args.fy,
+        args.cx,
+        args.cy,
+        args.depth_scale,
+        args.masks,
+        args.box,
+        args.up,
+        args.fps,
+    )
+    print(
+        f"imported {r.frames} frames to {args.out}: up {r.up_camera.round(3).tolist()} in the camera frame "
+        f"(from {r.up_from}), world origin at the subject, {r.centre_camera.round(2).tolist()} m from the camera"
+    )
 
 
 def cmd_data_import(args) -> None:
@@ -305,8 +332,10 @@ def cmd_data_import(args) -> None:
     r = meshes.import_meshes(args.src, args.out, cfg, progress, workers=args.workers)
     for note in r.notes:
         print(note)
-    print(f"imported {r.identities} identities, {r.frames} training and {r.test_frames} held-out frames "
-          f"in {r.seconds:.1f} s -> {r.path}")
+    print(
+        f"imported {r.identities} identities, {r.frames} training and {r.test_frames} held-out frames "
+        f"in {r.seconds:.1f} s -> {r.path}"
+    )
 
 
 def _dataset(args, data_cfg, checkpoint_sections: dict | None = None):
@@ -340,8 +369,9 @@ def load_train_config(path: str | None, preset: str | None):
         except yaml.YAMLError as e:
             raise config.ConfigError(f"{path}: not valid YAML ({e})") from None
         if not isinstance(raw, dict):
-            raise config.ConfigError(f"{path}: expected a mapping with sections preset, data, shape, pose; "
-                                     f"got a {type(raw).__name__}")
+            raise config.ConfigError(
+                f"{path}: expected a mapping with sections preset, data, shape, pose; got a {type(raw).__name__}"
+            )
         unknown = sorted(set(raw) - {"preset", "data", "shape", "pose"})
         if unknown:
             raise config.ConfigError(f"{path}: unknown section(s) {unknown}; expected preset, data, shape, pose")
@@ -353,8 +383,12 @@ def load_train_config(path: str | None, preset: str | None):
     name = preset or raw.get("preset", "fast")
     model = model_preset(name)
     data = config.from_dict(config.DataConfig, raw.get("data"), f"{path} data")
-    shape = config.from_dict(TrainShapeConfig, {**config.to_dict(shape_preset(name)), **(raw.get("shape") or {})}, f"{path} shape")
-    pose = config.from_dict(TrainPoseConfig, {**config.to_dict(pose_preset(name)), **(raw.get("pose") or {})}, f"{path} pose")
+    shape = config.from_dict(
+        TrainShapeConfig, {**config.to_dict(shape_preset(name)), **(raw.get("shape") or {})}, f"{path} shape"
+    )
+    pose = config.from_dict(
+        TrainPoseConfig, {**config.to_dict(pose_preset(name)), **(raw.get("pose") or {})}, f"{path} pose"
+    )
     return name, model, data, shape, pose
 
 
@@ -369,8 +403,10 @@ def cmd_train(args) -> None:
 
     torch.set_num_threads(args.threads)
     if args.stage == "pose" and not layout.is_checkpoint(args.out):  # before building any data
-        raise ValueError(f"--out {args.out}: no trained shape stage ({layout.checkpoint_stage_path(args.out, 'shape').name}); "
-                         f"run `npms train shape --out {args.out}` first")
+        raise ValueError(
+            f"--out {args.out}: no trained shape stage ({layout.checkpoint_stage_path(args.out, 'shape').name}); "
+            f"run `npms train shape --out {args.out}` first"
+        )
     name, model_cfg, data_cfg, shape_cfg, pose_cfg = load_train_config(args.config, args.preset)
     root = Path(args.cache) if args.cache else None
     recorded = layout.read_checkpoint_config(args.out).get("dataset") if args.stage == "pose" else None
@@ -385,8 +421,13 @@ def cmd_train(args) -> None:
         ds = dataset.load(data_cfg, root)
         data_sections = {"data": data_cfg}
     train_ids = ds.split("train")
-    sections = {"preset": name, **data_sections, "domain": asdict(ds.domain), "shape_training": shape_cfg,
-                "pose_training": pose_cfg}
+    sections = {
+        "preset": name,
+        **data_sections,
+        "domain": asdict(ds.domain),
+        "shape_training": shape_cfg,
+        "pose_training": pose_cfg,
+    }
     bar = {}
 
     def progress(ev):
@@ -394,19 +435,39 @@ def cmd_train(args) -> None:
             bar["bar"] = _bar(f"{args.stage} epochs", ev.total_epochs)
         b = bar["bar"]
         b.n = ev.epoch
-        b.set_postfix({k: f"{v:.3g}" for k, v in list(ev.losses.items())[:3]} | {"pts/s": f"{ev.samples_per_s:.3g}"}, refresh=True)
+        b.set_postfix(
+            {k: f"{v:.3g}" for k, v in list(ev.losses.items())[:3]} | {"pts/s": f"{ev.samples_per_s:.3g}"}, refresh=True
+        )
 
     t = time.time()
     if args.stage == "shape":
-        res = train_shape(ds.shape_samples(train_ids), shape_cfg, model_cfg, args.out, progress,
-                          code_labels=ds.shape_code_labels(), sections=sections)
+        res = train_shape(
+            ds.shape_samples(train_ids),
+            shape_cfg,
+            model_cfg,
+            args.out,
+            progress,
+            code_labels=ds.shape_code_labels(),
+            sections=sections,
+        )
     else:
         m = checkpoint.load_model(args.out)
-        res = train_pose(ds.flow_samples(), m.shape_decoder, m.shape_codes, pose_cfg, model_cfg, args.out, progress,
-                         code_labels=ds.pose_code_labels(), sections=sections)
+        res = train_pose(
+            ds.flow_samples(),
+            m.shape_decoder,
+            m.shape_codes,
+            pose_cfg,
+            model_cfg,
+            args.out,
+            progress,
+            code_labels=ds.pose_code_labels(),
+            sections=sections,
+        )
     if "bar" in bar:
         bar["bar"].close()
-    print(f"trained {args.stage} stage in {res.seconds / 60:.1f} min (this session {(time.time() - t) / 60:.1f} min) -> {args.out}")
+    print(
+        f"trained {args.stage} stage in {res.seconds / 60:.1f} min (this session {(time.time() - t) / 60:.1f} min) -> {args.out}"
+    )
 
 
 def _progress_bar(desc):
@@ -426,7 +487,6 @@ def _progress_bar(desc):
 def _write_json(path, data) -> None:
     import json
 
-
     write_text_atomic(Path(path), json.dumps(data, indent=1))
 
 
@@ -444,20 +504,42 @@ def cmd_eval_model(args) -> None:
     out = {"checkpoint": str(args.checkpoint)}
     test_codes = {}
     for split, n in [("test", args.identities), ("train", args.identities)]:
-        rows = evaluate.evaluate_shapes(m, ds, split, n, args.resolution, args.iou_points,
-                                        progress=_progress_bar(f"{split} shapes"),
-                                        codes_out=test_codes if split == "test" else None)
-        out[f"{split}_identities"] = {"count": len(rows), "iou": float(sum(r["iou"] for r in rows) / len(rows)),
-                                      "chamfer_l2": float(sum(r["chamfer_l2"] for r in rows) / len(rows)), "per_identity": rows}
-        print(f"{split} identities: IoU {out[f'{split}_identities']['iou']:.4f}, "
-              f"Chamfer-L2 {out[f'{split}_identities']['chamfer_l2']:.3e}", flush=True)
+        rows = evaluate.evaluate_shapes(
+            m,
+            ds,
+            split,
+            n,
+            args.resolution,
+            args.iou_points,
+            progress=_progress_bar(f"{split} shapes"),
+            codes_out=test_codes if split == "test" else None,
+        )
+        out[f"{split}_identities"] = {
+            "count": len(rows),
+            "iou": float(sum(r["iou"] for r in rows) / len(rows)),
+            "chamfer_l2": float(sum(r["chamfer_l2"] for r in rows) / len(rows)),
+            "per_identity": rows,
+        }
+        print(
+            f"{split} identities: IoU {out[f'{split}_identities']['iou']:.4f}, "
+            f"Chamfer-L2 {out[f'{split}_identities']['chamfer_l2']:.3e}",
+            flush=True,
+        )
         if args.json:  # a section at a time: a long run stopped later keeps what it measured
             _write_json(args.json, out)
     if m.pose_decoder is not None:
-        out["held_out_poses"] = evaluate.evaluate_poses(m, ds, args.frames, progress=_progress_bar("held-out poses"),
-                                                        test_codes=test_codes)
-    print(yaml.safe_dump({k: ({kk: vv for kk, vv in v.items() if kk != "per_identity"} if isinstance(v, dict) else v)
-                          for k, v in out.items()}, sort_keys=False))
+        out["held_out_poses"] = evaluate.evaluate_poses(
+            m, ds, args.frames, progress=_progress_bar("held-out poses"), test_codes=test_codes
+        )
+    print(
+        yaml.safe_dump(
+            {
+                k: ({kk: vv for kk, vv in v.items() if kk != "per_identity"} if isinstance(v, dict) else v)
+                for k, v in out.items()
+            },
+            sort_keys=False,
+        )
+    )
     if args.json:
         _write_json(args.json, out)
 
@@ -490,14 +572,20 @@ def cmd_extract(args) -> None:
     with torch.inference_mode():
         res = extract(m.shape_decoder.sdf_fn(s), args.resolution)
     v = res.vertices
-    msg = f"extracted {len(v)} vertices, {len(res.faces)} faces at {args.resolution}^3 in {res.seconds * 1000:.0f} ms, " \
-          f"{res.n_evaluations} decoder evaluations ({100 * res.n_evaluations / (args.resolution + 1) ** 3:.1f}% of dense, {res.method})"
+    msg = (
+        f"extracted {len(v)} vertices, {len(res.faces)} faces at {args.resolution}^3 in {res.seconds * 1000:.0f} ms, "
+        f"{res.n_evaluations} decoder evaluations ({100 * res.n_evaluations / (args.resolution + 1) ** 3:.1f}% of dense, {res.method})"
+    )
     if args.pose is not None:
         t1 = time.time()
         with torch.inference_mode():
             v = pose_mesh(v, m.pose_decoder.displacement_fn(s, m.pose_codes[args.pose]))
         msg += f"; posed in {(time.time() - t1) * 1000:.0f} ms ({len(v)} decoder evaluations)"
-    to_metres = domain.info_from_dict(m.sections.get("domain")).model_to_metres if "domain" in m.sections else space.model_to_metres
+    to_metres = (
+        domain.info_from_dict(m.sections.get("domain")).model_to_metres
+        if "domain" in m.sections
+        else space.model_to_metres
+    )
     export_mesh(trimesh.Trimesh(to_metres(v.numpy()), res.faces.numpy(), process=False), args.out)
     print(msg + f"; total {time.time() - t:.2f} s -> {args.out} (metres)")
 
@@ -535,10 +623,21 @@ def cmd_fit(args) -> None:
     res = fit.fit(m, seq, cfg, progress, on_frame=fit.frame_log(args.out))
     if "b" in bar:
         bar["b"].close()
-    fit.write_result(args.out, res, m, cfg, Path(args.checkpoint).name, args.sequence,
-                     args.resolution, _progress_bar("posed meshes"), compact=args.compact)
-    print(f"fitted {len(seq)} frames in {res.timings['init_s'] + res.timings['optimise_s']:.1f} s"
-          f"{' (interrupted: kept the last completed result)' if res.interrupted else ''} -> {args.out}")
+    fit.write_result(
+        args.out,
+        res,
+        m,
+        cfg,
+        Path(args.checkpoint).name,
+        args.sequence,
+        args.resolution,
+        _progress_bar("posed meshes"),
+        compact=args.compact,
+    )
+    print(
+        f"fitted {len(seq)} frames in {res.timings['init_s'] + res.timings['optimise_s']:.1f} s"
+        f"{' (interrupted: kept the last completed result)' if res.interrupted else ''} -> {args.out}"
+    )
 
 
 def cmd_eval(args) -> None:
@@ -552,13 +651,16 @@ def cmd_eval(args) -> None:
     _, posed, faces = r.meshes()
     if len(posed) != len(seq):
         raise ValueError(f"{args.fit} has {len(posed)} frames, {args.sequence} has {len(seq)}")
-    out = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, args.iou_points,
-                                    progress=_progress_bar("frames"))
+    out = metrics.evaluate_sequence(
+        posed, faces, seq.gt_vertices, seq.gt_faces, args.iou_points, progress=_progress_bar("frames")
+    )
     print("frame   IoU     C-L2 (x1e-5)")
     for t, (i, c) in enumerate(zip(out["iou"], out["chamfer_l2"])):
         print(f"{t:5d}  {i:.4f}  {c * 1e5:8.3f}")
     mm = out["mean"]
-    print(f"mean   {mm['iou']:.4f}  {mm['chamfer_l2'] * 1e5:8.3f}   EPE {mm['epe']:.5f} model units = {mm['epe_cm']:.2f} cm")
+    print(
+        f"mean   {mm['iou']:.4f}  {mm['chamfer_l2'] * 1e5:8.3f}   EPE {mm['epe']:.5f} model units = {mm['epe_cm']:.2f} cm"
+    )
     if args.json:
         _write_json(args.json, out)
 
@@ -598,15 +700,20 @@ def cmd_semantics(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="npms", description="Neural Parametric Models of human bodies",
-                epilog="Bad input ends in one line 'npms: error: ...' and exit status 2. Output files are written "
-                       "atomically (temp + rename) and missing folders on their path are created.")
+    p = _Parser(
+        prog="npms",
+        description="Neural Parametric Models of human bodies",
+        epilog="Bad input ends in one line 'npms: error: ...' and exit status 2. Output files are written "
+        "atomically (temp + rename) and missing folders on their path are created.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     threads_help = f"CPU threads, 1..{MAX_THREADS} (default 2)"
     made = "; missing folders on the way are created"
     res_help = f"marching-cubes cells per axis, 8..{MAX_RESOLUTION}"
 
-    data = sub.add_parser("data", help="build training data, write depth sequences").add_subparsers(dest="what", required=True)
+    data = sub.add_parser("data", help="build training data, write depth sequences").add_subparsers(
+        dest="what", required=True
+    )
     b = data.add_parser("build", help="build the training set into the cache (no-op if built)")
     _path_arg(b, "--config", existing_file, help="data config YAML (default: built-in defaults = configs/body.yaml)")
     _path_arg(b, "--cache", folder_out, help="cache root (default: $NPM_CACHE_DIR or ~/.cache/npm_explorer)")
@@ -619,10 +726,18 @@ def build_parser() -> argparse.ArgumentParser:
     _path_arg(s, "--config", existing_file, help="data config YAML that defines the identities")
     s.add_argument("--width", type=int_in(8, MAX_IMAGE_SIDE), default=320, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
     s.add_argument("--height", type=int_in(8, MAX_IMAGE_SIDE), default=240, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
-    s.add_argument("--distance", type=float_in(0, 60, above=True, note=" (16-bit depth PNGs hold up to 65.5 m)"),
-                   default=2.8, help="camera distance from the subject, metres, up to 60 (default 2.8)")
-    s.add_argument("--frames", type=int_in(1, MAX_SEQUENCE_FRAMES), default=None,
-                   help=f"1..{MAX_SEQUENCE_FRAMES} (default: the motion's length; more frames repeat it)")
+    s.add_argument(
+        "--distance",
+        type=float_in(0, 60, above=True, note=" (16-bit depth PNGs hold up to 65.5 m)"),
+        default=2.8,
+        help="camera distance from the subject, metres, up to 60 (default 2.8)",
+    )
+    s.add_argument(
+        "--frames",
+        type=int_in(1, MAX_SEQUENCE_FRAMES),
+        default=None,
+        help=f"1..{MAX_SEQUENCE_FRAMES} (default: the motion's length; more frames repeat it)",
+    )
     s.add_argument("--compact", action="store_true", help="gt meshes as one gt/meshes.npz (float16) instead of PLYs")
     s.set_defaults(fn=cmd_data_sequence)
     im = data.add_parser("import-depth", help="a folder of 16-bit depth PNGs or .npy frames -> a depth sequence")
@@ -632,58 +747,113 @@ def build_parser() -> argparse.ArgumentParser:
         im.add_argument(f"--{k}", type=float_in(0, above=True), required=True, help="focal length, pixels")
     for k in ["cx", "cy"]:
         im.add_argument(f"--{k}", type=float_in(0), required=True, help="principal point, pixels")
-    im.add_argument("--depth-scale", type=float_in(0, above=True), default=1000.0,
-                    help="raw units per metre (PNG, integer .npy)")
+    im.add_argument(
+        "--depth-scale", type=float_in(0, above=True), default=1000.0, help="raw units per metre (PNG, integer .npy)"
+    )
     im.add_argument("--masks", help="folder of mask PNGs named like the frames, nonzero = subject")
     im.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="the subject's pixel box")
-    im.add_argument("--up", type=up_vector, default="auto",
-                    help="auto (the floor's normal, else the camera's -y) or x,y,z in the camera frame")
+    im.add_argument(
+        "--up",
+        type=up_vector,
+        default="auto",
+        help="auto (the floor's normal, else the camera's -y) or x,y,z in the camera frame",
+    )
     im.add_argument("--fps", type=float_in(0, above=True), default=30.0)
     im.set_defaults(fn=cmd_data_import_depth)
     di = data.add_parser("import", help="a folder of registered meshes of one topology -> a dataset to train on")
-    di.add_argument("src", help="mesh folder: domain.yaml, <identity>/canonical.ply, <identity>/poses/*.ply, "
-                                "optional attributes.yaml, sequences.yaml, split.yaml")
-    _path_arg(di, "--out", dir_out("dataset", layout.is_dataset), required=True,
-              help="dataset folder to write (new, empty, or an earlier dataset, replaced when complete)" + made)
+    di.add_argument(
+        "src",
+        help="mesh folder: domain.yaml, <identity>/canonical.ply, <identity>/poses/*.ply, "
+        "optional attributes.yaml, sequences.yaml, split.yaml",
+    )
+    _path_arg(
+        di,
+        "--out",
+        dir_out("dataset", layout.is_dataset),
+        required=True,
+        help="dataset folder to write (new, empty, or an earlier dataset, replaced when complete)" + made,
+    )
     _path_arg(di, "--config", existing_file, help="import config YAML (sdf, flow, margin, test_fraction, split_seed)")
     di.add_argument("--workers", type=int_in(1, 256), default=2, help="worker processes, 1..256 (default 2)")
     di.set_defaults(fn=cmd_data_import)
     t = sub.add_parser("train", help="train the shape or pose stage (resumes if interrupted)")
     t.add_argument("stage", choices=["shape", "pose"])
-    _path_arg(t, "--out", dir_out("checkpoint", _is_checkpoint_in_progress), required=True,
-              help="checkpoint directory, e.g. checkpoints/body-v1 (new, empty, or a checkpoint to resume)" + made)
-    _path_arg(t, "--config", existing_file, help="YAML with sections preset/data/shape/pose (e.g. configs/train_fast.yaml)")
+    _path_arg(
+        t,
+        "--out",
+        dir_out("checkpoint", _is_checkpoint_in_progress),
+        required=True,
+        help="checkpoint directory, e.g. checkpoints/body-v1 (new, empty, or a checkpoint to resume)" + made,
+    )
+    _path_arg(
+        t, "--config", existing_file, help="YAML with sections preset/data/shape/pose (e.g. configs/train_fast.yaml)"
+    )
     t.add_argument("--preset", choices=["fast", "paper"], help="overrides the config's preset")
     _path_arg(t, "--cache", folder_out, help="data cache root")
-    _path_arg(t, "--data", existing_dir, help="an imported dataset (`npms data import`) instead of the config's Anny data")
+    _path_arg(
+        t, "--data", existing_dir, help="an imported dataset (`npms data import`) instead of the config's Anny data"
+    )
     t.add_argument("--threads", type=threads, default=2, help=threads_help)
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("eval-model", help="held-out identities (IoU, Chamfer-L2) and poses (vertex error)")
-    _path_arg(e, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    _path_arg(
+        e,
+        "--checkpoint",
+        checkpoint_dir,
+        required=True,
+        help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes",
+    )
     e.add_argument("--identities", type=positive_int, default=16, help="identities per split (default 16)")
     e.add_argument("--frames", type=positive_int, default=200, help="held-out frames (default 200)")
     e.add_argument("--resolution", type=resolution, default=256, help=res_help + " (default 256)")
-    e.add_argument("--iou-points", type=int_in(1000, MAX_IOU_POINTS), default=1_000_000,
-                   help=f"IoU sample points, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)")
+    e.add_argument(
+        "--iou-points",
+        type=int_in(1000, MAX_IOU_POINTS),
+        default=1_000_000,
+        help=f"IoU sample points, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)",
+    )
     _path_arg(e, "--cache", existing_dir, help="data cache root")
     _path_arg(e, "--data", existing_dir, help="the dataset to evaluate on (default: the one the checkpoint records)")
     _path_arg(e, "--json", file_out, help="write all numbers here (JSON)" + made)
     e.add_argument("--threads", type=threads, default=2, help=threads_help)
     e.set_defaults(fn=cmd_eval_model)
     x = sub.add_parser("extract", help=f"mesh of a training shape code (optionally posed) to {'/'.join(MESH_SUFFIXES)}")
-    _path_arg(x, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    _path_arg(
+        x,
+        "--checkpoint",
+        checkpoint_dir,
+        required=True,
+        help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes",
+    )
     x.add_argument("--shape", type=index, required=True, help="index of a training shape code")
     x.add_argument("--pose", type=index, help="index of a training pose code")
     x.add_argument("--resolution", type=resolution, default=256, help=res_help + " (default 256)")
-    _path_arg(x, "--out", file_out, type=mesh_path, required=True,
-              help=f"mesh file, metres; format by suffix: {' '.join(MESH_SUFFIXES)}" + made)
+    _path_arg(
+        x,
+        "--out",
+        file_out,
+        type=mesh_path,
+        required=True,
+        help=f"mesh file, metres; format by suffix: {' '.join(MESH_SUFFIXES)}" + made,
+    )
     x.add_argument("--threads", type=threads, default=2, help=threads_help)
     x.set_defaults(fn=cmd_extract)
     f = sub.add_parser("fit", help="fit shape + per-frame pose codes to a depth sequence")
-    _path_arg(f, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
+    _path_arg(
+        f,
+        "--checkpoint",
+        checkpoint_dir,
+        required=True,
+        help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes",
+    )
     _path_arg(f, "--sequence", sequence_dir, required=True, help="depth-sequence folder (camera.json, depth/)")
-    _path_arg(f, "--out", dir_out("fit result", layout.is_fit), required=True,
-              help="new or empty folder, or an earlier fit result (replaced when the new one is complete)" + made)
+    _path_arg(
+        f,
+        "--out",
+        dir_out("fit result", layout.is_fit),
+        required=True,
+        help="new or empty folder, or an earlier fit result (replaced when the new one is complete)" + made,
+    )
     f.add_argument("--schedule", choices=["fast", "paper"], default="fast")
     f.add_argument("--frames", type=positive_int, help="only the first N frames")
     f.add_argument("--iterations", type=positive_int, help="paper schedule: override the iteration count")
@@ -692,27 +862,51 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-temporal", action="store_true")
     f.add_argument("--no-icp", action="store_true")
     f.add_argument("--no-translation", action="store_true")
-    f.add_argument("--no-rotation", action="store_true", help="no per-frame body rotation (translation only, as the reference)")
-    f.add_argument("--no-segmentation", action="store_true",
-                   help="use every depth pixel as the subject, and no centring (default: floor, background and other objects removed)")
+    f.add_argument(
+        "--no-rotation", action="store_true", help="no per-frame body rotation (translation only, as the reference)"
+    )
+    f.add_argument(
+        "--no-segmentation",
+        action="store_true",
+        help="use every depth pixel as the subject, and no centring (default: floor, background and other objects removed)",
+    )
     f.add_argument("--threads", type=threads, default=2, help=threads_help)
-    f.add_argument("--device", type=device, default="cpu",
-                   help="where the decoders run (cpu, cuda, cuda:N); depth queries stay on the CPU")
+    f.add_argument(
+        "--device",
+        type=device,
+        default="cpu",
+        help="where the decoders run (cpu, cuda, cuda:N); depth queries stay on the CPU",
+    )
     f.set_defaults(fn=cmd_fit)
     v = sub.add_parser("eval", help="IoU, Chamfer-L2, EPE of a fit against the sequence's gt meshes")
     _path_arg(v, "--fit", fit_dir, required=True, help="fit-result folder, as `npms fit` writes")
     _path_arg(v, "--sequence", sequence_dir, required=True, help="the fitted depth sequence, with gt/ meshes")
-    v.add_argument("--iou-points", type=int_in(1000, MAX_IOU_POINTS), default=1_000_000,
-                   help=f"IoU sample points per frame, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)")
+    v.add_argument(
+        "--iou-points",
+        type=int_in(1000, MAX_IOU_POINTS),
+        default=1_000_000,
+        help=f"IoU sample points per frame, 1000..{MAX_IOU_POINTS:,} (default 1,000,000)",
+    )
     _path_arg(v, "--json", file_out, help="write all numbers here (JSON)" + made)
     v.set_defaults(fn=cmd_eval)
     se = sub.add_parser("semantics", help="phenotype/joint-angle maps and PCA of a checkpoint's codes")
-    _path_arg(se, "--checkpoint", checkpoint_dir, required=True, help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes")
-    se.add_argument("--ridge", type=float_in(0), default=1e-2, help="ridge penalty of the linear maps, >= 0 (default 0.01)")
+    _path_arg(
+        se,
+        "--checkpoint",
+        checkpoint_dir,
+        required=True,
+        help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes",
+    )
+    se.add_argument(
+        "--ridge", type=float_in(0), default=1e-2, help="ridge penalty of the linear maps, >= 0 (default 0.01)"
+    )
     se.add_argument("--shape-map", choices=["linear", "mlp"], default="mlp", help="phenotypes -> shape code")
     se.add_argument("--pose-map", choices=["linear", "mlp"], default="mlp", help="joint angles -> pose code")
-    se.add_argument("--no-refine", action="store_true",
-                    help="skip training the MLP maps through the frozen decoders on fresh bodies (the slow part: ~25 min on 2 cores)")
+    se.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="skip training the MLP maps through the frozen decoders on fresh bodies (the slow part: ~25 min on 2 cores)",
+    )
     se.add_argument("--threads", type=threads, default=2, help=threads_help)
     se.set_defaults(fn=cmd_semantics)
     return p

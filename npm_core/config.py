@@ -79,9 +79,7 @@ class DataConfig:
     poses: PoseConfig = field(default_factory=PoseConfig)
     sdf: SdfConfig = field(default_factory=SdfConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
-    train_motions: list[str] = field(
-        default_factory=lambda: ["walk", "squat", "arm_raise", "torso_twist"]
-    )
+    train_motions: list[str] = field(default_factory=lambda: ["walk", "squat", "arm_raise", "torso_twist"])
     test_motions: list[str] = field(default_factory=lambda: ["jumping_jack", "kick", "wave"])
 
 
@@ -139,9 +137,7 @@ def _from_dict(cls: type[T], data: dict, where: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {unknown}; expected some of {sorted(names)}"
-        )
+        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; expected some of {sorted(names)}")
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else key

@@ -22,8 +22,18 @@ from .mesh.extract import extract
 # ------------------------------------------------ codes from 3D samples (decoders frozen)
 
 
-def fit_shape_code(shape_decoder, points: torch.Tensor, sdf: torch.Tensor, init: torch.Tensor, iters: int = 300,
-                   batch: int = 8192, lr: float = 5e-3, prior: float = 1e-4, clamp: float = 0.1, seed: int = 0):
+def fit_shape_code(
+    shape_decoder,
+    points: torch.Tensor,
+    sdf: torch.Tensor,
+    init: torch.Tensor,
+    iters: int = 300,
+    batch: int = 8192,
+    lr: float = 5e-3,
+    prior: float = 1e-4,
+    clamp: float = 0.1,
+    seed: int = 0,
+):
     """Shape code of an unseen body from its SDF samples (decoder frozen), DeepSDF-style:
     clamped L1 + code prior, Adam. points [N,3] canonical, sdf [N] -> code [Ds]."""
     gen = torch.Generator().manual_seed(seed)
@@ -41,8 +51,17 @@ def fit_shape_code(shape_decoder, points: torch.Tensor, sdf: torch.Tensor, init:
     return code.detach()[0]
 
 
-def fit_pose_codes(pose_decoder, shape_codes: torch.Tensor, x: torch.Tensor, y: torch.Tensor, init: torch.Tensor,
-                   iters: int = 200, lr: float = 1e-2, prior: float = 1e-4, translation: torch.Tensor | None = None):
+def fit_pose_codes(
+    pose_decoder,
+    shape_codes: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    init: torch.Tensor,
+    iters: int = 200,
+    lr: float = 1e-2,
+    prior: float = 1e-4,
+    translation: torch.Tensor | None = None,
+):
     """Pose codes of unseen frames from flow pairs (decoder frozen): shape codes [B,Ds],
     canonical x [B,K,3] -> posed y [B,K,3]; returns codes [B,Dp].
     translation: initial offsets [B,3] of frames placed in a world (y = x + f_p + offset), fitted
@@ -70,8 +89,17 @@ def fit_pose_codes(pose_decoder, shape_codes: torch.Tensor, x: torch.Tensor, y: 
 # ------------------------------------------------------------------ held-out evaluation
 
 
-def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int = 256, iou_points: int = 1_000_000,
-                    chamfer_points: int = 100_000, progress=None, codes_out: dict | None = None) -> list[dict]:
+def evaluate_shapes(
+    model,
+    ds: Dataset,
+    split: str,
+    count: int,
+    resolution: int = 256,
+    iou_points: int = 1_000_000,
+    chamfer_points: int = 100_000,
+    progress=None,
+    codes_out: dict | None = None,
+) -> list[dict]:
     """Per identity: {"identity", "iou", "chamfer_l2"}; test identities get an optimised code,
     training identities use their learned code. codes_out: filled with identity index -> code,
     so the pose evaluation reuses the optimised codes."""
@@ -92,16 +120,28 @@ def evaluate_shapes(model, ds: Dataset, split: str, count: int, resolution: int 
         with torch.inference_mode():
             mesh = extract(model.shape_decoder.sdf_fn(code), resolution)
         v, f = mesh.vertices.numpy(), mesh.faces.numpy()
-        rows.append({"identity": ds.identities[i]["id"],
-                     "iou": metrics.iou(canonical[k], faces, v, f, iou_points, seed=k),
-                     "chamfer_l2": metrics.chamfer_l2(canonical[k], faces, v, f, chamfer_points, seed=k)})
+        rows.append(
+            {
+                "identity": ds.identities[i]["id"],
+                "iou": metrics.iou(canonical[k], faces, v, f, iou_points, seed=k),
+                "chamfer_l2": metrics.chamfer_l2(canonical[k], faces, v, f, chamfer_points, seed=k),
+            }
+        )
         if progress:
             progress(k + 1, len(ids))
     return rows
 
 
-def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500, batch: int = 32, seed: int = 0,
-                   progress=None, test_codes: dict | None = None) -> dict:
+def evaluate_poses(
+    model,
+    ds: Dataset,
+    max_frames: int = 200,
+    points: int = 500,
+    batch: int = 32,
+    seed: int = 0,
+    progress=None,
+    test_codes: dict | None = None,
+) -> dict:
     """Mean vertex error (cm at the domain's true scale) of held-out frames with optimised pose codes; split by group.
     Frames are drawn from training identities (learned codes) and from the test identities in
     test_codes (identity index -> code optimised by evaluate_shapes), so no shape code is fitted
@@ -112,8 +152,10 @@ def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500,
     if test_codes is None:
         test = ds.split("test")[:4]
         samples = ds.shape_samples(test)
-        test_codes = {i: fit_shape_code(model.shape_decoder, samples.points[k], samples.sdf[k], model.shape_codes.mean(0))
-                      for k, i in enumerate(test)}
+        test_codes = {
+            i: fit_shape_code(model.shape_decoder, samples.points[k], samples.sdf[k], model.shape_codes.mean(0))
+            for k, i in enumerate(test)
+        }
     shape_code = {i: model.shape_codes[k] for k, i in enumerate(train)} | dict(test_codes)
     usable = np.array([t for t in range(flow.num_frames) if ds.test_frames[t]["identity"] in shape_code])
     rng = np.random.default_rng(seed)
@@ -131,7 +173,9 @@ def evaluate_poses(model, ds: Dataset, max_frames: int = 200, points: int = 500,
             moved = canon + model.pose_decoder(s, codes, canon)
         err_cm = ds.domain.length_to_metres((moved - flow.posed_vertices[fr]).norm(dim=-1).mean(-1)).numpy() * 100
         for t, e in zip(fr.tolist(), err_cm):
-            group = "test identities" if ds.test_frames[t]["identity"] not in train else "test motions, training identities"
+            group = (
+                "test identities" if ds.test_frames[t]["identity"] not in train else "test motions, training identities"
+            )
             errors[group].append(float(e))
         if progress:
             progress(min(b0 + batch, len(frames)), len(frames))
@@ -142,13 +186,26 @@ def true_shape_code(model, canonical_vertices: np.ndarray, faces: np.ndarray, se
     """The shape code of a body whose canonical mesh is known ([V,3] model units): fitted to its SDF."""
     from .data.sdf import sdf_samples
 
-    model.shape_decoder.requires_grad_(False)  # only the code is fitted; weight gradients would double the backward cost
+    model.shape_decoder.requires_grad_(
+        False
+    )  # only the code is fitted; weight gradients would double the backward cost
     pts, sdf, _ = sdf_samples(np.asarray(canonical_vertices, np.float64), faces, 200_000, seed=seed)
-    return fit_shape_code(model.shape_decoder, torch.as_tensor(pts), torch.as_tensor(sdf), model.shape_codes.mean(0), seed=seed)
+    return fit_shape_code(
+        model.shape_decoder, torch.as_tensor(pts), torch.as_tensor(sdf), model.shape_codes.mean(0), seed=seed
+    )
 
 
-def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, gt_vertices_m: np.ndarray,
-                     resolution: int = 256, points: int = 1000, batch: int = 16, surface_iters: int = 100, seed: int = 0):
+def sequence_ceiling(
+    model,
+    canonical_vertices: np.ndarray,
+    faces: np.ndarray,
+    gt_vertices_m: np.ndarray,
+    resolution: int = 256,
+    points: int = 1000,
+    batch: int = 16,
+    surface_iters: int = 100,
+    seed: int = 0,
+):
     """What the checkpoint can represent of a sequence whose 3D truth is known: the shape code
     fitted to the true canonical body's SDF; per frame a pose code and translation fitted to the
     true vertex correspondences (canonical -> posed), then to the true posed SDF as well, since
@@ -172,9 +229,15 @@ def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, g
         y_all = posed[b0 : b0 + batch]
         idx = torch.randint(0, len(canon), (len(y_all), points), generator=gen)
         x, y = canon[idx], torch.gather(y_all, 1, idx[..., None].expand(-1, -1, 3))
-        c, o = fit_pose_codes(model.pose_decoder, s.expand(len(y_all), -1), x, y,
-                              model.pose_codes.mean(0).expand(len(y_all), -1), iters=300,
-                              translation=y_all.mean(1) - canon.mean(0))
+        c, o = fit_pose_codes(
+            model.pose_decoder,
+            s.expand(len(y_all), -1),
+            x,
+            y,
+            model.pose_codes.mean(0).expand(len(y_all), -1),
+            iters=300,
+            translation=y_all.mean(1) - canon.mean(0),
+        )
         codes.append(c)
         offsets.append(o)
     codes, offsets = torch.cat(codes), torch.cat(offsets)
@@ -194,16 +257,25 @@ def sequence_ceiling(model, canonical_vertices: np.ndarray, faces: np.ndarray, g
             j = torch.randint(0, len(near), (2 * points,), generator=gen)
             q = near[j] + model.pose_decoder(s[None], code, near[j][None])[0] + offset
             d, closest, _ = signed_distance(truth, faces, q.detach().numpy(), wm)
-            true_sdf = torch.as_tensor(np.sign(d), dtype=q.dtype) * (q - torch.as_tensor(closest, dtype=q.dtype)).norm(dim=-1)
+            true_sdf = torch.as_tensor(np.sign(d), dtype=q.dtype) * (q - torch.as_tensor(closest, dtype=q.dtype)).norm(
+                dim=-1
+            )
             i = torch.randint(0, len(canon), (points // 2,), generator=gen)
             moved = canon[i] + model.pose_decoder(s[None], code, canon[i][None])[0] + offset
-            loss = ((true_sdf.clamp(-0.1, 0.1) - near_sdf[j]).abs().mean() + ((moved - posed[t, i]).square().sum(-1) / 2).mean()
-                    + 1e-4 * code.square().mean())
+            loss = (
+                (true_sdf.clamp(-0.1, 0.1) - near_sdf[j]).abs().mean()
+                + ((moved - posed[t, i]).square().sum(-1) / 2).mean()
+                + 1e-4 * code.square().mean()
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
         codes[t], offsets[t] = code.detach()[0], offset.detach()[0]
     with torch.inference_mode():
-        out = np.stack([(pose_mesh(mesh.vertices, model.pose_decoder.displacement_fn(s, codes[t])) + offsets[t]).numpy()
-                        for t in range(len(codes))])
+        out = np.stack(
+            [
+                (pose_mesh(mesh.vertices, model.pose_decoder.displacement_fn(s, codes[t])) + offsets[t]).numpy()
+                for t in range(len(codes))
+            ]
+        )
     return space.model_to_metres(out), mesh.faces.numpy()

@@ -71,8 +71,18 @@ import yaml
 from .config import write_text_atomic
 
 STAGES = ("shape", "pose")
-DATASET_ARRAYS = ("canonical", "faces", "sdf_points", "sdf_values", "flow_face", "flow_bary", "flow_offset", "flow_sigma",
-                  "posed", "test_posed")
+DATASET_ARRAYS = (
+    "canonical",
+    "faces",
+    "sdf_points",
+    "sdf_values",
+    "flow_face",
+    "flow_bary",
+    "flow_offset",
+    "flow_sigma",
+    "posed",
+    "test_posed",
+)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: meta.yaml of body-v1 is 2 MB
 FIT_PROGRESS_FIELDS = {
     "frame": "index of the tracked frame (0-based)",
@@ -250,7 +260,9 @@ def read_checkpoint_info(d) -> CheckpointInfo:
     d = Path(d)
     config = read_checkpoint_config(d)
     if not checkpoint_stage_path(d, "shape").is_file():
-        raise CheckpointError(f"{checkpoint_stage_path(d, 'shape')}: file not found (a checkpoint needs a trained shape stage)")
+        raise CheckpointError(
+            f"{checkpoint_stage_path(d, 'shape')}: file not found (a checkpoint needs a trained shape stage)"
+        )
     meta = read_checkpoint_meta(d)
     where = checkpoint_meta_path(d)
     shape, pose = meta.get("shape") or {}, meta.get("pose") or {}
@@ -258,12 +270,18 @@ def read_checkpoint_info(d) -> CheckpointInfo:
     shape_labels = _labels(ShapeCodeLabel, shape.get("codes"), f"{where} shape.codes")
     pose_labels = _labels(PoseCodeLabel, pose.get("codes"), f"{where} pose.codes") if has_pose else []
     return CheckpointInfo(
-        path=d, config=config,
-        num_shape_codes=shape.get("num_codes", len(shape_labels) or None), shape_code_dim=shape.get("code_dim"),
-        shape_labels=shape_labels, has_pose=has_pose,
+        path=d,
+        config=config,
+        num_shape_codes=shape.get("num_codes", len(shape_labels) or None),
+        shape_code_dim=shape.get("code_dim"),
+        shape_labels=shape_labels,
+        has_pose=has_pose,
         num_pose_codes=(pose.get("num_codes", len(pose_labels) or None) if has_pose else None),
-        pose_code_dim=pose.get("code_dim") if has_pose else None, pose_labels=pose_labels,
-        has_semantics=checkpoint_semantics_path(d).is_file(), meta=meta)
+        pose_code_dim=pose.get("code_dim") if has_pose else None,
+        pose_labels=pose_labels,
+        has_semantics=checkpoint_semantics_path(d).is_file(),
+        meta=meta,
+    )
 
 
 # ------------------------------------------------------------------------ fit result
@@ -323,8 +341,10 @@ def fit_sequence_dir(fit_dir) -> Path:
     seq = p if p.is_absolute() else fit_dir / p
     if not is_sequence(seq):
         how = "an absolute path from another machine?" if p.is_absolute() else f"resolved against {fit_dir}"
-        raise FitResultError(f"{path}: sequence {name!r} is not a depth-sequence directory ({how}; expected "
-                             f"{seq / 'camera.json'} and {seq / 'depth'}/)")
+        raise FitResultError(
+            f"{path}: sequence {name!r} is not a depth-sequence directory ({how}; expected "
+            f"{seq / 'camera.json'} and {seq / 'depth'}/)"
+        )
     return seq
 
 
@@ -383,12 +403,23 @@ def read_fit(d) -> LoadedFit:
     meta = read_yaml_mapping(fit_yaml_path(d), "fit metadata", FitResultError)
     rotation = data.get("rotation")
     if rotation is not None and rotation.shape != (len(data["pose_codes"]), 3, 3):
-        raise FitResultError(f"{fit_npz_path(d)}: rotation has shape {rotation.shape}, expected ({len(data['pose_codes'])}, 3, 3)")
+        raise FitResultError(
+            f"{fit_npz_path(d)}: rotation has shape {rotation.shape}, expected ({len(data['pose_codes'])}, 3, 3)"
+        )
     return LoadedFit(d, data["shape_code"], data["pose_codes"], data["translation"], losses, meta, rotation)
 
 
-def write_fit(out_dir, *, sequence_dir, meta: dict, arrays: dict[str, np.ndarray], canonical_vertices: np.ndarray,
-              faces: np.ndarray, posed_vertices: np.ndarray, compact: bool = False) -> Path:
+def write_fit(
+    out_dir,
+    *,
+    sequence_dir,
+    meta: dict,
+    arrays: dict[str, np.ndarray],
+    canonical_vertices: np.ndarray,
+    faces: np.ndarray,
+    posed_vertices: np.ndarray,
+    compact: bool = False,
+) -> Path:
     """Write a fit-result directory atomically: built under a temp name, then renamed, so a crash
     never leaves a directory that looks complete. fit.yaml gets `meta` with the sequence path
     relative to out_dir; fit.npz gets `arrays`; vertices are metres. A progress log already in
@@ -506,7 +537,9 @@ def read_meshes(directory, frames: slice | None = None):
             with np.load(path, allow_pickle=False) as z:
                 v, f = z["vertices"].astype(np.float32), z["faces"].astype(np.int64)
         except Exception as e:  # not a zip, truncated, missing arrays: the file is bad, whatever the library says
-            raise ValueError(f"{path}: cannot be read as meshes (vertices [T, V, 3], faces [F, 3]): {_why(e)}") from None
+            raise ValueError(
+                f"{path}: cannot be read as meshes (vertices [T, V, 3], faces [F, 3]): {_why(e)}"
+            ) from None
         if v.ndim != 3 or v.shape[-1] != 3 or f.ndim != 2 or f.shape[-1] != 3:
             raise ValueError(f"{path}: expected vertices [T, V, 3] and faces [F, 3], got {v.shape} and {f.shape}")
         return (v[frames] if frames is not None else v), f

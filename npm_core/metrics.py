@@ -78,8 +78,16 @@ def _scored_pairs(frames: int, keyframes: str, every: int) -> dict[int, list[int
     raise ValueError(f"EPE keyframes must be 'reference' or 'windowed', got {keyframes!r}")
 
 
-def epe(gt_seq, gt_faces, pred_seq, pred_faces, n_points: int = 100_000, keyframes: str = "reference",
-        every: int = KEYFRAME_EVERY, seed: int = 0) -> float:
+def epe(
+    gt_seq,
+    gt_faces,
+    pred_seq,
+    pred_faces,
+    n_points: int = 100_000,
+    keyframes: str = "reference",
+    every: int = KEYFRAME_EVERY,
+    seed: int = 0,
+) -> float:
     """End-point (tracking) error of a predicted sequence against gt, model units (module docstring).
 
     gt_seq: [T, V, 3] with gt_faces [F, 3]; pred_seq: [T, V', 3] with pred_faces [F', 3]; both
@@ -96,8 +104,10 @@ def epe(gt_seq, gt_faces, pred_seq, pred_faces, n_points: int = 100_000, keyfram
     def points(seq, faces, face, bary, t):  # [N, 3] samples in frame t
         return np.einsum("nkc,nk->nc", seq[t][faces[face]], bary)
 
-    match = {k: cKDTree(points(pred_seq, pred_faces, pf, pb, k)).query(points(gt_seq, gt_faces, gf, gb, k),
-                                                                      workers=-1)[1] for k in pairs}
+    match = {
+        k: cKDTree(points(pred_seq, pred_faces, pf, pb, k)).query(points(gt_seq, gt_faces, gf, gb, k), workers=-1)[1]
+        for k in pairs
+    }
     errors = []
     for t in range(len(gt_seq)):  # one frame's samples in memory at a time
         ks = [k for k, ts in pairs.items() if t in ts]
@@ -107,8 +117,16 @@ def epe(gt_seq, gt_faces, pred_seq, pred_faces, n_points: int = 100_000, keyfram
     return float(np.mean(errors)) if errors else float("nan")
 
 
-def evaluate_sequence(pred_seq_m, pred_faces, gt_seq_m, gt_faces, iou_points: int = 1_000_000,
-                      chamfer_points: int = 100_000, epe_points: int = 100_000, progress=None) -> dict:
+def evaluate_sequence(
+    pred_seq_m,
+    pred_faces,
+    gt_seq_m,
+    gt_faces,
+    iou_points: int = 1_000_000,
+    chamfer_points: int = 100_000,
+    epe_points: int = 100_000,
+    progress=None,
+) -> dict:
     """Per-frame IoU and Chamfer-L2 and the sequence EPE (reference keyframes) of predicted vs
     gt meshes given in metres ([T, V, 3] each; converted to model units here). Returns plain
     lists/floats."""
@@ -125,5 +143,14 @@ def evaluate_sequence(pred_seq_m, pred_faces, gt_seq_m, gt_faces, iou_points: in
         if progress:
             progress(t + 1, len(gt))
     e = epe(gt, gt_faces, pred, pred_faces, epe_points)
-    return {"iou": ious, "chamfer_l2": chamfers, "epe": e,
-            "mean": {"iou": float(np.mean(ious)), "chamfer_l2": float(np.mean(chamfers)), "epe": e, "epe_cm": e * 100 / 0.4}}
+    return {
+        "iou": ious,
+        "chamfer_l2": chamfers,
+        "epe": e,
+        "mean": {
+            "iou": float(np.mean(ious)),
+            "chamfer_l2": float(np.mean(chamfers)),
+            "epe": e,
+            "epe_cm": e * 100 / 0.4,
+        },
+    }

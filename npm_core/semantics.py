@@ -44,7 +44,7 @@ class LinearMap(_Map):
     bias: np.ndarray
 
     @staticmethod
-    def fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> "LinearMap":
+    def fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> LinearMap:
         mean, scale = _standardise(x)
         xs = (x - mean) / scale
         bias = y.mean(0)
@@ -72,8 +72,15 @@ class MLPMap(_Map):
     b2: np.ndarray
 
     @staticmethod
-    def fit(x: np.ndarray, y: np.ndarray, hidden: int = 256, steps: int = 4000, lr: float = 2e-3,
-            weight_decay: float = 1e-4, seed: int = 0) -> "MLPMap":
+    def fit(
+        x: np.ndarray,
+        y: np.ndarray,
+        hidden: int = 256,
+        steps: int = 4000,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        seed: int = 0,
+    ) -> MLPMap:
         import torch
 
         mean, scale = _standardise(x)
@@ -101,8 +108,10 @@ class MLPMap(_Map):
         """The layer weights as float32 leaf tensors that require grad (for `refine`)."""
         import torch
 
-        return [torch.tensor(getattr(self, n), dtype=torch.float32, requires_grad=True)
-                for n in ("w0", "b0", "w1", "b1", "w2", "b2")]
+        return [
+            torch.tensor(getattr(self, n), dtype=torch.float32, requires_grad=True)
+            for n in ("w0", "b0", "w1", "b1", "w2", "b2")
+        ]
 
     def torch_call(self, x, params):
         """The map on a torch batch x [B, in] with the given layer weights (differentiable)."""
@@ -112,7 +121,7 @@ class MLPMap(_Map):
         y = self._forward(xs, params, torch.tanh)
         return y * float(self.y_scale) + torch.as_tensor(self.y_mean, dtype=torch.float32)
 
-    def with_params(self, params) -> "MLPMap":
+    def with_params(self, params) -> MLPMap:
         w = [t.detach().numpy().astype(np.float64) for t in params]
         return MLPMap(self.mean, self.scale, self.y_mean, self.y_scale, *w)
 
@@ -140,7 +149,7 @@ class PCA:
     explained: np.ndarray  # [K] fraction of variance
 
     @staticmethod
-    def fit(codes: np.ndarray, k: int = 8) -> "PCA":
+    def fit(codes: np.ndarray, k: int = 8) -> PCA:
         mean = codes.mean(0)
         _, sv, vt = np.linalg.svd(codes - mean, full_matrices=False)
         var = sv**2 / max(1, len(codes) - 1)
@@ -150,7 +159,7 @@ class PCA:
     def offset(self, coefficients) -> np.ndarray:
         """Code offset for coefficients along the first directions, in standard deviations."""
         c = np.asarray(coefficients, np.float64)
-        return (c * self.std[:len(c)]) @ self.directions[:len(c)]
+        return (c * self.std[: len(c)]) @ self.directions[: len(c)]
 
 
 @dataclass
@@ -225,6 +234,7 @@ def compute(model, ridge: float = 1e-2, shape_map: str = "mlp", pose_map: str = 
     """Fit the maps from a loaded checkpoint's codes and the labels in its meta.yaml.
     shape_map / pose_map: "linear" (ridge) or "mlp" for phenotypes -> shape code and joint
     angles -> pose code (the default pair is what benchmarks/bench_semantics.py measured best)."""
+
     def fit_map(kind, x, y):
         if kind not in MAPS:
             raise ValueError(f"semantic map must be one of {sorted(MAPS)}, got {kind!r}")
@@ -233,15 +243,22 @@ def compute(model, ridge: float = 1e-2, shape_map: str = "mlp", pose_map: str = 
     labels = model.meta.get("shape", {}).get("codes")
     names = sorted(labels[0]["attributes"]) if labels and labels[0].get("attributes") else None
     if not labels or ("phenotypes" not in labels[0] and names is None):
-        raise ValueError(f"{model.path}: meta.yaml has no per-code phenotypes or attributes "
-                         f"(shape.codes[].phenotypes or .attributes; an imported domain needs attributes.yaml)")
+        raise ValueError(
+            f"{model.path}: meta.yaml has no per-code phenotypes or attributes "
+            f"(shape.codes[].phenotypes or .attributes; an imported domain needs attributes.yaml)"
+        )
     if names is None:
         ph = np.concatenate([bodies.check_phenotypes(l["phenotypes"]) for l in labels])
     else:
         ph = np.concatenate([attribute_array(l["attributes"], names) for l in labels])
     s = model.shape_codes.detach().cpu().numpy().astype(np.float64)
-    sem = Semantics(fit_map(shape_map, ph, s), LinearMap.fit(s, ph, ridge), PCA.fit(s),
-                    np.stack([ph.min(0), ph.max(0)]), attribute_names=names)
+    sem = Semantics(
+        fit_map(shape_map, ph, s),
+        LinearMap.fit(s, ph, ridge),
+        PCA.fit(s),
+        np.stack([ph.min(0), ph.max(0)]),
+        attribute_names=names,
+    )
     plabels = model.meta.get("pose", {}).get("codes")
     if model.pose_codes is not None and plabels and "angles" in plabels[0]:
         ang = np.array([l["angles"] for l in plabels], dtype=np.float64)
@@ -303,14 +320,23 @@ def refine(sem: Semantics, model, cfg: RefineConfig | None = None, progress=None
             return (pred - d.clamp(-cfg.clamp, cfg.clamp)).abs().mean() + cfg.prior * codes.square().mean()
 
         sem.phenotype_to_shape, out["shape"] = _train_map(
-            sem.phenotype_to_shape, ph, shape_loss, pts.shape[1], cfg.shape_steps, cfg.shape_batch, cfg.shape_lr, cfg,
-            lambda i, l: report("shape map", i, cfg.shape_steps, l))
+            sem.phenotype_to_shape,
+            ph,
+            shape_loss,
+            pts.shape[1],
+            cfg.shape_steps,
+            cfg.shape_batch,
+            cfg.shape_lr,
+            cfg,
+            lambda i, l: report("shape map", i, cfg.shape_steps, l),
+        )
     if isinstance(sem.angles_to_pose, MLPMap) and model.pose_decoder is not None:
         labels = model.meta["shape"]["codes"]
         half = cfg.poses // 2
         alo, ahi = sem.angle_range
-        angles = np.concatenate([bodies.sample_poses(half, seed=cfg.seed),
-                                 alo + rng.random((cfg.poses - half, len(alo))) * (ahi - alo)])
+        angles = np.concatenate(
+            [bodies.sample_poses(half, seed=cfg.seed), alo + rng.random((cfg.poses - half, len(alo))) * (ahi - alo)]
+        )
         rows = rng.integers(0, len(labels), cfg.poses)
         ph = np.concatenate([bodies.check_phenotypes(l["phenotypes"]) for l in labels])
         canon = bodies.body_meshes(ph)
@@ -326,8 +352,16 @@ def refine(sem: Semantics, model, cfg: RefineConfig | None = None, progress=None
             return (xb + dec(s[idx], codes, xb) - yb).norm(dim=-1).mean() + cfg.prior * codes.square().mean()
 
         sem.angles_to_pose, out["pose"] = _train_map(
-            sem.angles_to_pose, angles, pose_loss, cfg.pose_points, cfg.pose_steps, cfg.pose_batch, cfg.pose_lr, cfg,
-            lambda i, l: report("pose map", i, cfg.pose_steps, l))
+            sem.angles_to_pose,
+            angles,
+            pose_loss,
+            cfg.pose_points,
+            cfg.pose_steps,
+            cfg.pose_batch,
+            cfg.pose_lr,
+            cfg,
+            lambda i, l: report("pose map", i, cfg.pose_steps, l),
+        )
     return out
 
 
@@ -340,16 +374,18 @@ def _sdf_targets(phenotypes, cfg: RefineConfig, rng, tick):
     verts, faces = bodies.body_meshes(phenotypes), bodies.faces()
     pts, sdf = [], []
     for k, v in enumerate(verts):
-        p, d, _ = sdf_samples(v.astype(np.float64), faces, cfg.sdf_points, near_fraction=0.8,
-                              seed=int(rng.integers(1 << 31)))
+        p, d, _ = sdf_samples(
+            v.astype(np.float64), faces, cfg.sdf_points, near_fraction=0.8, seed=int(rng.integers(1 << 31))
+        )
         pts.append(p)
         sdf.append(d)
         tick(k + 1)
     return torch.as_tensor(np.stack(pts)), torch.as_tensor(np.stack(sdf))
 
 
-def _train_map(m: MLPMap, inputs: np.ndarray, loss_fn, n_points: int, steps: int, batch: int, lr: float,
-               cfg: RefineConfig, tick):
+def _train_map(
+    m: MLPMap, inputs: np.ndarray, loss_fn, n_points: int, steps: int, batch: int, lr: float, cfg: RefineConfig, tick
+):
     """Adam on the map's weights for loss_fn(codes [B, D], example idx [B], point idx [K]);
     keeps the old map unless the held-out examples' loss drops."""
     import torch
@@ -364,8 +400,14 @@ def _train_map(m: MLPMap, inputs: np.ndarray, loss_fn, n_points: int, steps: int
 
     def val_loss():
         with torch.no_grad():
-            return sum(loss_fn(m.torch_call(x[val[i:i + 64]], params), val[i:i + 64], all_points).item() * len(val[i:i + 64])
-                       for i in range(0, n_val, 64)) / n_val
+            return (
+                sum(
+                    loss_fn(m.torch_call(x[val[i : i + 64]], params), val[i : i + 64], all_points).item()
+                    * len(val[i : i + 64])
+                    for i in range(0, n_val, 64)
+                )
+                / n_val
+            )
 
     before = val_loss()
     opt = torch.optim.Adam(params, lr=lr)
@@ -412,6 +454,13 @@ def load(path) -> Semantics:
         keys = [k for k in a if k.startswith(name + ".")]
         return cls(**{k.split(".", 1)[1]: a[k] for k in keys}) if keys else None
 
-    return Semantics(obj(LinearMap, "phenotype_to_shape"), obj(LinearMap, "shape_to_phenotype"), obj(PCA, "shape_pca"),
-                     a["phenotype_range"], obj(LinearMap, "angles_to_pose"), obj(PCA, "pose_pca"), a.get("angle_range"),
-                     a["attribute_names"].tolist() if "attribute_names" in a else None)
+    return Semantics(
+        obj(LinearMap, "phenotype_to_shape"),
+        obj(LinearMap, "shape_to_phenotype"),
+        obj(PCA, "shape_pca"),
+        a["phenotype_range"],
+        obj(LinearMap, "angles_to_pose"),
+        obj(PCA, "pose_pca"),
+        a.get("angle_range"),
+        a["attribute_names"].tolist() if "attribute_names" in a else None,
+    )

@@ -83,10 +83,25 @@ class TrainPreset:
 PRESETS = {
     "fast": TrainPreset(TrainShapeConfig, TrainPoseConfig),
     "paper": TrainPreset(
-        lambda: TrainShapeConfig(epochs=4000, batch_shapes=4, points_per_shape=50_000, lr_net=5e-4, lr_codes=1e-3,
-                                 lr_decay_every=500, prior_ramp_epochs=100),
-        lambda: TrainPoseConfig(epochs=200, batch_frames=2, points_per_frame=50_000, lr_net=5e-4, lr_codes=1e-3,
-                                lr_decay_every=30, prior_ramp_epochs=100)),
+        lambda: TrainShapeConfig(
+            epochs=4000,
+            batch_shapes=4,
+            points_per_shape=50_000,
+            lr_net=5e-4,
+            lr_codes=1e-3,
+            lr_decay_every=500,
+            prior_ramp_epochs=100,
+        ),
+        lambda: TrainPoseConfig(
+            epochs=200,
+            batch_frames=2,
+            points_per_frame=50_000,
+            lr_net=5e-4,
+            lr_codes=1e-3,
+            lr_decay_every=30,
+            prior_ramp_epochs=100,
+        ),
+    ),
 }
 
 
@@ -116,9 +131,16 @@ class TrainResult:
 # ------------------------------------------------------------------ shape stage
 
 
-def train_shape(samples: ShapeSamples, cfg: TrainShapeConfig | None = None, model_cfg: ModelConfig | None = None,
-                out_dir=None, progress: ProgressFn | None = None, resume: bool = True,
-                code_labels: list[dict] | None = None, sections: dict | None = None) -> TrainResult:
+def train_shape(
+    samples: ShapeSamples,
+    cfg: TrainShapeConfig | None = None,
+    model_cfg: ModelConfig | None = None,
+    out_dir=None,
+    progress: ProgressFn | None = None,
+    resume: bool = True,
+    code_labels: list[dict] | None = None,
+    sections: dict | None = None,
+) -> TrainResult:
     """Train f_s and one code per identity on `samples` (points [I, N, 3] canonical, sdf [I, N]).
 
     Writes <out_dir>/shape.pt (+ config.yaml, meta.yaml) at the end; resumes from the training
@@ -132,25 +154,35 @@ def train_shape(samples: ShapeSamples, cfg: TrainShapeConfig | None = None, mode
     torch.manual_seed(cfg.seed)
     decoder = ShapeDecoder(model_cfg.shape).to(dev)
     codes = nn.Parameter((torch.randn(I, D) / D).to(dev))
-    opt = torch.optim.Adam([{"params": decoder.parameters(), "lr": cfg.lr_net},
-                            {"params": [codes], "lr": cfg.lr_codes}])
+    opt = torch.optim.Adam(
+        [{"params": decoder.parameters(), "lr": cfg.lr_net}, {"params": [codes], "lr": cfg.lr_codes}]
+    )
     gen = torch.Generator().manual_seed(cfg.seed)  # drives all sampling (CPU, so runs are reproducible)
     run = _Run("shape", out_dir, cfg, model_cfg, progress, steps_per_epoch=math.ceil(I / cfg.batch_shapes))
     run.restore(resume, decoder, codes, opt, gen)
 
     points, sdf = samples.points.to(dev), samples.sdf.to(dev)
     n_near = samples.n_near
-    k_near = round(cfg.points_per_shape * cfg.near_fraction) if 0 < n_near < N else (cfg.points_per_shape if n_near else 0)
+    k_near = (
+        round(cfg.points_per_shape * cfg.near_fraction) if 0 < n_near < N else (cfg.points_per_shape if n_near else 0)
+    )
     k_unif = cfg.points_per_shape - k_near
     c = cfg.clamp
     for epoch in range(run.epoch, cfg.epochs):
         for g, lr in zip(opt.param_groups, (cfg.lr_net, cfg.lr_codes)):
             g["lr"] = lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
-        prior_w = cfg.prior_weight * min(1.0, epoch / cfg.prior_ramp_epochs) if cfg.prior_ramp_epochs else cfg.prior_weight
+        prior_w = (
+            cfg.prior_weight * min(1.0, epoch / cfg.prior_ramp_epochs) if cfg.prior_ramp_epochs else cfg.prior_weight
+        )
         for batch in torch.randperm(I, generator=gen).split(cfg.batch_shapes):
             # K points per shape: near-surface columns [:n_near], uniform columns [n_near:]
-            cols = torch.cat([torch.randint(0, n_near, (len(batch), k_near), generator=gen),
-                              torch.randint(n_near, N, (len(batch), k_unif), generator=gen)], 1).to(dev)
+            cols = torch.cat(
+                [
+                    torch.randint(0, n_near, (len(batch), k_near), generator=gen),
+                    torch.randint(n_near, N, (len(batch), k_unif), generator=gen),
+                ],
+                1,
+            ).to(dev)
             b = batch.to(dev)
             x = torch.gather(points[b], 1, cols[..., None].expand(-1, -1, 3))  # [B, K, 3] canonical
             y = torch.gather(sdf[b], 1, cols)  # [B, K]
@@ -162,20 +194,30 @@ def train_shape(samples: ShapeSamples, cfg: TrainShapeConfig | None = None, mode
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            run.step(len(batch) * cfg.points_per_shape, {"total": loss.item(), "sdf": loss_sdf.item(), "prior": loss_prior.item()})
+            run.step(
+                len(batch) * cfg.points_per_shape,
+                {"total": loss.item(), "sdf": loss_sdf.item(), "prior": loss_prior.item()},
+            )
         run.end_epoch(epoch, opt, decoder, codes, gen)
 
-    return run.finish(decoder, codes, code_labels, sections,
-                      metrics={"sdf_l1_last_epoch": run.last("sdf")})
+    return run.finish(decoder, codes, code_labels, sections, metrics={"sdf_l1_last_epoch": run.last("sdf")})
 
 
 # ------------------------------------------------------------------- pose stage
 
 
-def train_pose(flow: FlowSamples, shape_decoder: ShapeDecoder | None, shape_codes: torch.Tensor,
-               cfg: TrainPoseConfig | None = None, model_cfg: ModelConfig | None = None, out_dir=None,
-               progress: ProgressFn | None = None, resume: bool = True,
-               code_labels: list[dict] | None = None, sections: dict | None = None) -> TrainResult:
+def train_pose(
+    flow: FlowSamples,
+    shape_decoder: ShapeDecoder | None,
+    shape_codes: torch.Tensor,
+    cfg: TrainPoseConfig | None = None,
+    model_cfg: ModelConfig | None = None,
+    out_dir=None,
+    progress: ProgressFn | None = None,
+    resume: bool = True,
+    code_labels: list[dict] | None = None,
+    sections: dict | None = None,
+) -> TrainResult:
     """Train f_p and one code per frame on flow pairs; shape codes [I, Ds] (rows = flow.frame_shape) frozen.
 
     The shape decoder is frozen and not needed by the flow loss (it may be None); it is part
@@ -184,7 +226,9 @@ def train_pose(flow: FlowSamples, shape_decoder: ShapeDecoder | None, shape_code
     dev = torch.device(cfg.device)
     T, D = flow.num_frames, model_cfg.pose.code_dim
     if shape_codes.shape[1] != model_cfg.shape.code_dim:
-        raise ValueError(f"shape codes have {shape_codes.shape[1]} dims, the model config says {model_cfg.shape.code_dim}")
+        raise ValueError(
+            f"shape codes have {shape_codes.shape[1]} dims, the model config says {model_cfg.shape.code_dim}"
+        )
     if shape_decoder is not None:
         shape_decoder.requires_grad_(False)
     shape_codes = shape_codes.detach().to(dev)
@@ -192,8 +236,9 @@ def train_pose(flow: FlowSamples, shape_decoder: ShapeDecoder | None, shape_code
     torch.manual_seed(cfg.seed)
     decoder = PoseDecoder(model_cfg.pose, model_cfg.shape.code_dim).to(dev)
     codes = nn.Parameter((torch.randn(T, D) / D).to(dev))
-    opt = torch.optim.Adam([{"params": decoder.parameters(), "lr": cfg.lr_net},
-                            {"params": [codes], "lr": cfg.lr_codes}])
+    opt = torch.optim.Adam(
+        [{"params": decoder.parameters(), "lr": cfg.lr_net}, {"params": [codes], "lr": cfg.lr_codes}]
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     run = _Run("pose", out_dir, cfg, model_cfg, progress, steps_per_epoch=math.ceil(T / cfg.batch_frames))
     run.restore(resume, decoder, codes, opt, gen)
@@ -206,9 +251,13 @@ def train_pose(flow: FlowSamples, shape_decoder: ShapeDecoder | None, shape_code
     for epoch in range(run.epoch, cfg.epochs):
         for g, lr in zip(opt.param_groups, (cfg.lr_net, cfg.lr_codes)):
             g["lr"] = lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
-        prior_w = cfg.prior_weight * min(1.0, epoch / cfg.prior_ramp_epochs) if cfg.prior_ramp_epochs else cfg.prior_weight
+        prior_w = (
+            cfg.prior_weight * min(1.0, epoch / cfg.prior_ramp_epochs) if cfg.prior_ramp_epochs else cfg.prior_weight
+        )
         for frames in torch.randperm(T, generator=gen).split(cfg.batch_frames):
-            idx = torch.cat([s[torch.randint(0, len(s), (len(frames), k), generator=gen)] for s, k in zip(sets, per_set)], 1)
+            idx = torch.cat(
+                [s[torch.randint(0, len(s), (len(frames), k), generator=gen)] for s, k in zip(sets, per_set)], 1
+            )
             x, y = flow.pairs(frames, idx)  # [B, K, 3] canonical -> posed
             x, y, f = x.to(dev), y.to(dev), frames.to(dev)
 
@@ -220,13 +269,24 @@ def train_pose(flow: FlowSamples, shape_decoder: ShapeDecoder | None, shape_code
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            run.step(len(frames) * cfg.points_per_frame,
-                     {"total": loss.item(), "flow": loss_flow.item(), "prior": loss_prior.item(),
-                      "epe": sq.detach().sqrt().mean().item()})
+            run.step(
+                len(frames) * cfg.points_per_frame,
+                {
+                    "total": loss.item(),
+                    "flow": loss_flow.item(),
+                    "prior": loss_prior.item(),
+                    "epe": sq.detach().sqrt().mean().item(),
+                },
+            )
         run.end_epoch(epoch, opt, decoder, codes, gen)
 
-    return run.finish(decoder, codes, code_labels, sections,
-                      metrics={"flow_loss_last_epoch": run.last("flow"), "epe_last_epoch": run.last("epe")})
+    return run.finish(
+        decoder,
+        codes,
+        code_labels,
+        sections,
+        metrics={"flow_loss_last_epoch": run.last("flow"), "epe_last_epoch": run.last("epe")},
+    )
 
 
 # ----------------------------------------------------- bookkeeping (state, progress)
@@ -241,7 +301,9 @@ class _Run:
     def __init__(self, stage, out_dir, cfg, model_cfg, progress, steps_per_epoch):
         self.stage, self.cfg, self.model_cfg = stage, cfg, model_cfg
         self.out = Path(out_dir) if out_dir is not None else None
-        self.callbacks = [c for c in (progress, JsonlLog(layout.checkpoint_progress_path(self.out)) if self.out else None) if c]
+        self.callbacks = [
+            c for c in (progress, JsonlLog(layout.checkpoint_progress_path(self.out)) if self.out else None) if c
+        ]
         self.steps_per_epoch = steps_per_epoch
         self.epoch, self.global_step, self.history, self.prior_seconds, self.resumed_from = 0, 0, [], 0.0, 0
         self.sums, self.count = {}, 0
@@ -259,9 +321,11 @@ class _Run:
         if state is not None:
             path = layout.checkpoint_train_state_path(self.out, self.stage)
             if state["train_config"] != self._state_cfg() or state["model_config"] != to_dict(self.model_cfg):
-                raise ckpt.CheckpointError(f"{path}: saved by a run with another config; resume with the same config "
-                                           f"or delete it to start over (saved {state['train_config']}, "
-                                           f"model {state['model_config']})")
+                raise ckpt.CheckpointError(
+                    f"{path}: saved by a run with another config; resume with the same config "
+                    f"or delete it to start over (saved {state['train_config']}, "
+                    f"model {state['model_config']})"
+                )
             try:
                 decoder.load_state_dict(state["decoder"])
                 with torch.no_grad():
@@ -290,19 +354,37 @@ class _Run:
 
     def end_epoch(self, epoch, opt, decoder, codes, gen):
         self.epoch = epoch + 1
-        row = {"epoch": self.epoch, "lr_net": opt.param_groups[0]["lr"], **{k: v / self.count for k, v in self.sums.items()}}
+        row = {
+            "epoch": self.epoch,
+            "lr_net": opt.param_groups[0]["lr"],
+            **{k: v / self.count for k, v in self.sums.items()},
+        }
         self.history.append(row)
         self.sums, self.count = {}, 0
-        print(f"{self.stage} epoch {self.epoch}/{self.cfg.epochs} "
-              + " ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "epoch")
-              + f" | {self.samples_epoch / max(time.time() - self.t_epoch, 1e-9):.0f} points/s", flush=True)
+        print(
+            f"{self.stage} epoch {self.epoch}/{self.cfg.epochs} "
+            + " ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "epoch")
+            + f" | {self.samples_epoch / max(time.time() - self.t_epoch, 1e-9):.0f} points/s",
+            flush=True,
+        )
         last = self.epoch == self.cfg.epochs
         if self.out and (last or self.epoch % self.cfg.checkpoint_every_epochs == 0):
-            ckpt.save_train_state(self.out, self.stage, {
-                "epoch": self.epoch, "step": self.global_step, "decoder": decoder.state_dict(),
-                "codes": codes.detach().cpu(), "optimizer": opt.state_dict(), "rng": gen.get_state(),
-                "history": self.history, "seconds": self.seconds(),
-                "train_config": self._state_cfg(), "model_config": to_dict(self.model_cfg)})
+            ckpt.save_train_state(
+                self.out,
+                self.stage,
+                {
+                    "epoch": self.epoch,
+                    "step": self.global_step,
+                    "decoder": decoder.state_dict(),
+                    "codes": codes.detach().cpu(),
+                    "optimizer": opt.state_dict(),
+                    "rng": gen.get_state(),
+                    "history": self.history,
+                    "seconds": self.seconds(),
+                    "train_config": self._state_cfg(),
+                    "model_config": to_dict(self.model_cfg),
+                },
+            )
         now = time.time()
         rate = self.samples_epoch / max(now - self.t_epoch, 1e-9)
         self.t_epoch, self.samples_epoch = now, 0
@@ -316,10 +398,20 @@ class _Run:
 
     def emit(self, kind, losses=None, samples_per_s=0.0):
         here = time.time() - self.t0
-        remaining = (self.cfg.epochs * self.steps_per_epoch - self.global_step)
+        remaining = self.cfg.epochs * self.steps_per_epoch - self.global_step
         eta = here / self.steps_here * remaining if self.steps_here else 0.0
-        ev = ProgressEvent(self.stage, self.global_step, self.epoch, self.cfg.epochs, dict(losses or {}),
-                           samples_per_s, eta, kind == "done", kind, time.time())
+        ev = ProgressEvent(
+            self.stage,
+            self.global_step,
+            self.epoch,
+            self.cfg.epochs,
+            dict(losses or {}),
+            samples_per_s,
+            eta,
+            kind == "done",
+            kind,
+            time.time(),
+        )
         for cb in self.callbacks:
             cb(ev)
 
@@ -327,10 +419,21 @@ class _Run:
         seconds = self.seconds()
         if self.out:
             secs = {f"train_{self.stage}": to_dict(self.cfg), **(sections or {})}
-            ckpt.save_stage(self.out, self.stage, decoder, codes.detach(), self.model_cfg, secs, code_labels,
-                            metrics={k: v for k, v in metrics.items() if v is not None}, training_s=seconds,
-                            extra_meta={"epochs": self.epoch, "steps": self.global_step})
-        self.emit("done", {k: v for k, v in (self.history[-1] if self.history else {}).items()
-                           if k not in ("epoch", "lr_net")})
+            ckpt.save_stage(
+                self.out,
+                self.stage,
+                decoder,
+                codes.detach(),
+                self.model_cfg,
+                secs,
+                code_labels,
+                metrics={k: v for k, v in metrics.items() if v is not None},
+                training_s=seconds,
+                extra_meta={"epochs": self.epoch, "steps": self.global_step},
+            )
+        self.emit(
+            "done",
+            {k: v for k, v in (self.history[-1] if self.history else {}).items() if k not in ("epoch", "lr_net")},
+        )
         decoder.eval()
         return TrainResult(decoder, codes.detach(), self.history, seconds, self.resumed_from)

@@ -582,8 +582,11 @@ class App:
             sx = (1 + f * x / -z * h / w) * w / 2
             sy = (1 - f * y / -z) * h / 2
             tw, th = psim.CalcTextSize(text)
-            dl.AddRectFilled((sx - tw / 2 - 4, sy - th - 2), (sx + tw / 2 + 4, sy + 2),
-                             psim.ColorConvertFloat4ToU32((1.0, 1.0, 1.0, 0.8)))
+            dl.AddRectFilled(
+                (sx - tw / 2 - 4, sy - th - 2),
+                (sx + tw / 2 + 4, sy + 2),
+                psim.ColorConvertFloat4ToU32((1.0, 1.0, 1.0, 0.8)),
+            )
             dl.AddText((sx - tw / 2, sy - th), psim.ColorConvertFloat4ToU32((0.1, 0.1, 0.15, 1.0)), text)
 
     def draw_help(self) -> None:
@@ -598,7 +601,9 @@ class App:
         psim.SetNextWindowBgAlpha(0.92)
         psim.Begin(
             "Keyboard shortcuts",
-            psim.ImGuiWindowFlags_AlwaysAutoResize | psim.ImGuiWindowFlags_NoCollapse | psim.ImGuiWindowFlags_NoSavedSettings,
+            psim.ImGuiWindowFlags_AlwaysAutoResize
+            | psim.ImGuiWindowFlags_NoCollapse
+            | psim.ImGuiWindowFlags_NoSavedSettings,
         )
         psim.TextDisabled("on the Sequence and Pose timelines (frames count from 0)")
         psim.Separator()

@@ -21,8 +21,14 @@ import numpy as np
 from npm_core.config import write_text_atomic
 
 PROJECTIONS = ("Perspective", "Orthographic")
-UP_DIRS = {"X Up": "x_up", "Y Up": "y_up", "Z Up": "z_up", "NegX Up": "neg_x_up", "NegY Up": "neg_y_up",
-           "NegZ Up": "neg_z_up"}
+UP_DIRS = {
+    "X Up": "x_up",
+    "Y Up": "y_up",
+    "Z Up": "z_up",
+    "NegX Up": "neg_x_up",
+    "NegY Up": "neg_y_up",
+    "NegZ Up": "neg_z_up",
+}
 WINDOW_FIELDS = ("windowWidth", "windowHeight")
 
 
@@ -32,6 +38,7 @@ class CameraFileError(ValueError):
 
 def validate_view(data, where) -> dict:
     """The view dict `data` if every field the viewer relies on is usable, else CameraFileError naming `where`."""
+
     def bad(field, expected):
         got = data.get(field, "nothing") if isinstance(data, dict) else None
         return CameraFileError(f"{where}: field '{field}': expected {expected}, got {json.dumps(got)[:120]}")

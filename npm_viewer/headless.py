@@ -18,9 +18,15 @@ import numpy as np
 from . import video
 
 
-def render_video(path, update_scene: Callable[[int], None], n_frames: int, fps: float = 30.0,
-                 size: tuple[int, int] = (1280, 720), progress: Callable[[int, int], None] | None = None,
-                 include_ui: bool = False) -> Path:
+def render_video(
+    path,
+    update_scene: Callable[[int], None],
+    n_frames: int,
+    fps: float = 30.0,
+    size: tuple[int, int] = (1280, 720),
+    progress: Callable[[int, int], None] | None = None,
+    include_ui: bool = False,
+) -> Path:
     """Render frames 0 .. n_frames - 1 at `size` (width, height) pixels and write them to `path` (.mp4 or .gif).
 
     update_scene(i) puts frame i on the scene; progress(done, n_frames) follows each frame.
@@ -49,8 +55,9 @@ def render_video(path, update_scene: Callable[[int], None], n_frames: int, fps: 
         ps.set_view_from_json(old_view)
 
 
-def turntable_camera(center, radius: float, elevation_deg: float, n: int, start_deg: float = 0.0
-                     ) -> Callable[[int], None]:
+def turntable_camera(
+    center, radius: float, elevation_deg: float, n: int, start_deg: float = 0.0
+) -> Callable[[int], None]:
     """update_scene for render_video: frame i looks at `center` from video.turntable's view i (y up)."""
     import polyscope as ps
 
@@ -63,9 +70,15 @@ def turntable_camera(center, radius: float, elevation_deg: float, n: int, start_
     return update
 
 
-def render_turntable(path, center, radius: float, elevation_deg: float = 15.0, n_frames: int = 120,
-                     fps: float = 30.0, size: tuple[int, int] = (1280, 720),
-                     progress: Callable[[int, int], None] | None = None) -> Path:
+def render_turntable(
+    path,
+    center,
+    radius: float,
+    elevation_deg: float = 15.0,
+    n_frames: int = 120,
+    fps: float = 30.0,
+    size: tuple[int, int] = (1280, 720),
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """One turn around `center` (world, y up; starts in front of the body, +z) in n_frames frames."""
-    return render_video(path, turntable_camera(center, radius, elevation_deg, n_frames), n_frames, fps, size,
-                        progress)
+    return render_video(path, turntable_camera(center, radius, elevation_deg, n_frames), n_frames, fps, size, progress)

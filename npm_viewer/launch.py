@@ -20,9 +20,11 @@ def missing_packages() -> list[str]:
 def main(argv=None) -> int:
     missing = missing_packages()
     if missing:
-        print(f"npm-viewer: error: the viewer needs {', '.join(missing)}, not installed here; "
-              f"install them with: pip install \"npm-explorer[viewer]\" (or pip install -e \".[viewer]\" in a clone)",
-              file=sys.stderr)
+        print(
+            f"npm-viewer: error: the viewer needs {', '.join(missing)}, not installed here; "
+            f'install them with: pip install "npm-explorer[viewer]" (or pip install -e ".[viewer]" in a clone)',
+            file=sys.stderr,
+        )
         return 2
     from .app import main as app_main
 

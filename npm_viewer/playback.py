@@ -27,8 +27,14 @@ _EPS = 1e-9  # seconds / frames of float slack (0.7 s * 30 fps is 20.999... in b
 class Playback:
     """Frame index of a clip of n_frames over time; call advance(now) once per UI tick."""
 
-    def __init__(self, n_frames: int, fps: float | str = 30.0, mode: str = "real-time", loop: bool = True,
-                 recorded_fps: float | None = None):
+    def __init__(
+        self,
+        n_frames: int,
+        fps: float | str = 30.0,
+        mode: str = "real-time",
+        loop: bool = True,
+        recorded_fps: float | None = None,
+    ):
         self.n_frames = max(0, int(n_frames))
         self.recorded_fps = recorded_fps
         self.loop = loop

@@ -45,13 +45,17 @@ class VideoWriter:
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in FORMATS:
-            raise ValueError(f"{self.path}: video format {self.suffix or '(none)'} not supported; expected one of "
-                             f"{', '.join(FORMATS)}")
+            raise ValueError(
+                f"{self.path}: video format {self.suffix or '(none)'} not supported; expected one of "
+                f"{', '.join(FORMATS)}"
+            )
         if not fps > 0:
             raise ValueError(f"{self.path}: fps must be > 0, got {fps}")
         if self.suffix == ".mp4" and not has_ffmpeg():
-            raise RuntimeError(f"{self.path}: MP4 export needs imageio-ffmpeg (pip install 'npm-explorer[video]'); "
-                               "a .gif needs nothing extra")
+            raise RuntimeError(
+                f"{self.path}: MP4 export needs imageio-ffmpeg (pip install 'npm-explorer[video]'); "
+                "a .gif needs nothing extra"
+            )
         self.fps = float(fps)
         self.n_frames = 0
         self.size: tuple[int, int] | None = None  # (width, height) of the frames given
@@ -75,8 +79,14 @@ class VideoWriter:
 
                 h, w = rgb.shape[:2]
                 self._encoder = imageio_ffmpeg.write_frames(
-                    str(self._tmp), (w, h), fps=self.fps, codec="libx264", quality=8, macro_block_size=2,
-                    output_params=["-movflags", "+faststart"])
+                    str(self._tmp),
+                    (w, h),
+                    fps=self.fps,
+                    codec="libx264",
+                    quality=8,
+                    macro_block_size=2,
+                    output_params=["-movflags", "+faststart"],
+                )
                 self._encoder.send(None)
             self._encoder.send(rgb)
         self.n_frames += 1
@@ -89,8 +99,9 @@ class VideoWriter:
         if self.size is None:
             self.size = (w, h)
         elif self.size != (w, h):
-            raise ValueError(f"{self.path}: frame {self.n_frames} is {w}x{h}, the first frame was "
-                             f"{self.size[0]}x{self.size[1]}")
+            raise ValueError(
+                f"{self.path}: frame {self.n_frames} is {w}x{h}, the first frame was {self.size[0]}x{self.size[1]}"
+            )
         rgb = a[..., :3]
         if h % 2 or w % 2:
             rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -105,8 +116,14 @@ class VideoWriter:
                 self._encoder.close()
                 self._encoder = None
             if self._gif:
-                self._gif[0].save(self._tmp, format="GIF", save_all=True, append_images=self._gif[1:],
-                                  duration=round(1000 / self.fps), loop=0)
+                self._gif[0].save(
+                    self._tmp,
+                    format="GIF",
+                    save_all=True,
+                    append_images=self._gif[1:],
+                    duration=round(1000 / self.fps),
+                    loop=0,
+                )
                 self._gif = []
             os.replace(self._tmp, self.path)
         except BaseException:
@@ -133,8 +150,13 @@ class VideoWriter:
             self.abort()
 
 
-def write_video(path, render_frame: Callable[[int], np.ndarray], n_frames: int, fps: float = 30.0,
-                progress: Callable[[int, int], None] | None = None) -> Path:
+def write_video(
+    path,
+    render_frame: Callable[[int], np.ndarray],
+    n_frames: int,
+    fps: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Write frames render_frame(0) .. render_frame(n_frames - 1) to `path` (.mp4 or .gif).
 
     render_frame(i) returns [H, W, 3|4] uint8; progress(done, n_frames) is called after each
@@ -158,8 +180,10 @@ def turntable(center, radius: float, elevation_deg: float, n: int, start_deg: fl
     (+z), growing towards +x. The n views close the loop without repeating the first.
     """
     if n < 1 or not radius > 0 or not -90.0 < elevation_deg < 90.0:
-        raise ValueError(f"turntable: need n >= 1, radius > 0, -90 < elevation < 90 degrees; got n={n}, "
-                         f"radius={radius}, elevation={elevation_deg}")
+        raise ValueError(
+            f"turntable: need n >= 1, radius > 0, -90 < elevation < 90 degrees; got n={n}, "
+            f"radius={radius}, elevation={elevation_deg}"
+        )
     az = np.radians(start_deg + 360.0 * np.arange(n) / n)
     el = math.radians(elevation_deg)
     offsets = np.stack([np.cos(el) * np.sin(az), np.full(n, np.sin(el)), np.cos(el) * np.cos(az)], axis=1)

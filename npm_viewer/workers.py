@@ -106,8 +106,9 @@ class _Serve:
             self.cache.clear()
         return self.model
 
-    def canonical(self, checkpoint: str, code: np.ndarray, resolution: int, stats: dict,
-                  lipschitz: float | None = None):
+    def canonical(
+        self, checkpoint: str, code: np.ndarray, resolution: int, stats: dict, lipschitz: float | None = None
+    ):
         """(key, {"v", "f", "anchors"}) of the canonical mesh: memory, then disk cache, then extraction."""
         from npm_core.mesh.cache import key_for
 
@@ -255,7 +256,13 @@ class MeshWorker:
         self.last_stats: dict[str, dict] = {}
 
     def submit(
-        self, channel: str, checkpoint, items, resolution: int, pose_mode: str = "exact", lipschitz: float | None = None,
+        self,
+        channel: str,
+        checkpoint,
+        items,
+        resolution: int,
+        pose_mode: str = "exact",
+        lipschitz: float | None = None,
         coarse_first: int = 0,
     ) -> int:
         self.job += 1

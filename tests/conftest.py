@@ -22,12 +22,15 @@ def tiny_dataset(tmp_path_factory):
     from npm_core import config
     from npm_core.data import dataset
 
-    cfg = config.from_dict(config.DataConfig, {
-        "identities": {"count": 6},
-        "poses": {"random_frames": 12, "motion_identities": 2, "motion_stride": 20},
-        "sdf": {"samples": 4000},
-        "flow": {"samples_per_sigma": 300},
-    })
+    cfg = config.from_dict(
+        config.DataConfig,
+        {
+            "identities": {"count": 6},
+            "poses": {"random_frames": 12, "motion_identities": 2, "motion_stride": 20},
+            "sdf": {"samples": 4000},
+            "flow": {"samples_per_sigma": 300},
+        },
+    )
     root = tmp_path_factory.mktemp("cache")
     dataset.build(cfg, root, workers=1)
     return dataset.load(cfg, root)
@@ -47,9 +50,23 @@ def tiny_model(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
     ds = tiny_dataset
     train = ds.split("train")
-    train_shape(ds.shape_samples(train), TrainShapeConfig(epochs=40, batch_shapes=4, points_per_shape=2000), tiny, out,
-                code_labels=ds.shape_code_labels(), sections={"data": ds.config})
+    train_shape(
+        ds.shape_samples(train),
+        TrainShapeConfig(epochs=40, batch_shapes=4, points_per_shape=2000),
+        tiny,
+        out,
+        code_labels=ds.shape_code_labels(),
+        sections={"data": ds.config},
+    )
     m = checkpoint.load_model(out)
-    train_pose(ds.flow_samples(), m.shape_decoder, m.shape_codes, TrainPoseConfig(epochs=5, batch_frames=8, points_per_frame=256),
-               tiny, out, code_labels=ds.pose_code_labels(), sections={"data": ds.config})
+    train_pose(
+        ds.flow_samples(),
+        m.shape_decoder,
+        m.shape_codes,
+        TrainPoseConfig(epochs=5, batch_frames=8, points_per_frame=256),
+        tiny,
+        out,
+        code_labels=ds.pose_code_labels(),
+        sections={"data": ds.config},
+    )
     return out, ds

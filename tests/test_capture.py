@@ -22,8 +22,10 @@ def _quad(corners):
 
 def _scene(cam, subject=True, scale=1.0):
     """(depth [H,W] metres, subject pixels [H,W] bool, ball pixels [H,W] bool) of the scene."""
-    parts = [_quad([[-6, FLOOR_Y, WALL_Z], [6, FLOOR_Y, WALL_Z], [6, FLOOR_Y, 6], [-6, FLOOR_Y, 6]]),
-             _quad([[-6, FLOOR_Y, WALL_Z], [6, FLOOR_Y, WALL_Z], [6, 4, WALL_Z], [-6, 4, WALL_Z]])]
+    parts = [
+        _quad([[-6, FLOOR_Y, WALL_Z], [6, FLOOR_Y, WALL_Z], [6, FLOOR_Y, 6], [-6, FLOOR_Y, 6]]),
+        _quad([[-6, FLOOR_Y, WALL_Z], [6, FLOOR_Y, WALL_Z], [6, 4, WALL_Z], [-6, 4, WALL_Z]]),
+    ]
     ball = trimesh.creation.icosphere(3, BALL[2])
     ball.apply_translation([BALL[0], FLOOR_Y + BALL[2], BALL[1]])
     cap = trimesh.creation.capsule(height=1.3, radius=0.2)  # 1.7 m tall, along z
@@ -141,7 +143,10 @@ def test_prepare_centres_an_off_centre_subject(frontal, tmp_path):
     assert ((out.depths > 0) == np.stack([subj, subj])).mean() > 0.999
     assert np.linalg.norm(np.median(out.points(1), 0)) < 0.2
     np.testing.assert_allclose(out.gt_vertices, gt + prep.offset_m.astype(np.float32))
-    assert json.loads((tmp_path / "segmentation" / "centre.json").read_text())["offset_m"] == np.round(prep.offset_m, 4).tolist()
+    assert (
+        json.loads((tmp_path / "segmentation" / "centre.json").read_text())["offset_m"]
+        == np.round(prep.offset_m, 4).tolist()
+    )
     assert (capture.centring_offset([0.1, 0.05, 0.1]) == 0).all()  # already centred: left alone
 
 
@@ -150,26 +155,39 @@ def test_errors_name_the_frame_and_what_was_seen(frontal, tmp_path):
     empty, _, _ = _scene(cam, subject=False)
     depth.write_sequence(tmp_path, cam, [d, empty])
     seen = r"\(76800 pixels with depth, median [\d.]+ m: \d+ floor, \d+ background\)$"
-    with pytest.raises(capture.SegmentationError,
-                       match=r"^frame 1: no component of a body's size \(0.5-3.0 m\) within 1.5 m of the image centre; "
-                             r"the largest there was \d+ points, 0.2\d m across, 2.4 m away: wrong depth scale\? " + seen):
+    with pytest.raises(
+        capture.SegmentationError,
+        match=r"^frame 1: no component of a body's size \(0.5-3.0 m\) within 1.5 m of the image centre; "
+        r"the largest there was \d+ points, 0.2\d m across, 2.4 m away: wrong depth scale\? " + seen,
+    ):
         capture.segment_sequence(depth.read_sequence(tmp_path), save=False)
-    with pytest.raises(capture.SegmentationError,
-                       match=r"^frame 3: no component larger than 2000 points within 1.5 m of the image centre; "
-                             r"largest was 10\d\d points at 2.4 m \(\d+ pixels with depth, median 2.\d m: \d+ floor, "
-                             r"0 background\)$"):  # only the ball is left
+    with pytest.raises(
+        capture.SegmentationError,
+        match=r"^frame 3: no component larger than 2000 points within 1.5 m of the image centre; "
+        r"largest was 10\d\d points at 2.4 m \(\d+ pixels with depth, median 2.\d m: \d+ floor, "
+        r"0 background\)$",
+    ):  # only the ball is left
         capture.segment_frame(np.where(empty < 4.0, empty, 0), cam, capture.SegmentConfig(min_points=2000), frame=3)
-    with pytest.raises(capture.SegmentationError, match=r"^frame 4: no component larger than 500 points within 1.5 m of the "
-                                                        r"image centre apart from 1 spanning the image \(background\); largest "
-                                                        r"was 76800 points at 0.5 m; the median depth 0.48 m is outside 0.5-6.0 m: "
-                                                        r"wrong depth scale\? \(76800 pixels with depth, median 0.5 m: 0 floor, "
-                                                        r"0 background\)$"):
+    with pytest.raises(
+        capture.SegmentationError,
+        match=r"^frame 4: no component larger than 500 points within 1.5 m of the "
+        r"image centre apart from 1 spanning the image \(background\); largest "
+        r"was 76800 points at 0.5 m; the median depth 0.48 m is outside 0.5-6.0 m: "
+        r"wrong depth scale\? \(76800 pixels with depth, median 0.5 m: 0 floor, "
+        r"0 background\)$",
+    ):
         capture.segment_frame(d / 10, cam, frame=4)  # (the floor and the wall are too small to be either)
-    with pytest.raises(capture.SegmentationError, match=r"^frame 2: no component .*; the median depth 48.\d\d m is outside "
-                                                        r"0.5-6.0 m: wrong depth scale\? \(76800 pixels with depth"):
+    with pytest.raises(
+        capture.SegmentationError,
+        match=r"^frame 2: no component .*; the median depth 48.\d\d m is outside "
+        r"0.5-6.0 m: wrong depth scale\? \(76800 pixels with depth",
+    ):
         capture.segment_frame(d * 10, cam, frame=2)
-    with pytest.raises(capture.SegmentationError, match=r"^frame 5: the subject \(\d+ points, 0.3 m from the camera\) is "
-                                                        r"0.1\d m across, outside the plausible 0.5-3.0 m: wrong depth scale\?"):
+    with pytest.raises(
+        capture.SegmentationError,
+        match=r"^frame 5: the subject \(\d+ points, 0.3 m from the camera\) is "
+        r"0.1\d m across, outside the plausible 0.5-3.0 m: wrong depth scale\?",
+    ):
         capture.segment_frame(d / 10, cam, user_mask=subj, frame=5)
 
 
@@ -205,8 +223,9 @@ def test_import_npy_metres_with_masks_and_box(frontal, tmp_path):
     masks.mkdir()
     np.save(src / "a.npy", d.astype(np.float32))
     Image.fromarray(subj.astype(np.uint8)).save(masks / "a.png")
-    info = import_depth.import_depth(src, tmp_path / "seq", cam.fx, cam.fy, cam.cx, cam.cy, masks=masks,
-                                     box=(10, 10, 300, 230), up=[0, -1, 0])
+    info = import_depth.import_depth(
+        src, tmp_path / "seq", cam.fx, cam.fy, cam.cx, cam.cy, masks=masks, box=(10, 10, 300, 230), up=[0, -1, 0]
+    )
     assert info.up_from == "given"
     seq = depth.read_sequence(tmp_path / "seq")
     assert np.abs(seq.depths[0] - d).max() <= 0.5 / 1000 + 1e-6
@@ -238,8 +257,12 @@ def test_import_depth_cli_and_its_errors(frontal, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 30), np.uint16)).save(src / "1.png")
     assert "1.png: size (30, 20) (w, h) differs from 0.png's (320, 240)" in error(src, "--out", tmp_path / "o", *intr)
     Image.fromarray(np.zeros((240, 320), np.uint16)).save(src / "1.png")  # an empty frame: imported, warned
-    with pytest.warns(UserWarning, match=r"1 of the first 2 frames had no subject; first: frame 1: no pixel with depth"):
-        assert cli.main(["data", "import-depth", str(src), "--out", str(tmp_path / "seq2"), *intr, "--up", "0,-1,0"]) == 0
+    with pytest.warns(
+        UserWarning, match=r"1 of the first 2 frames had no subject; first: frame 1: no pixel with depth"
+    ):
+        assert (
+            cli.main(["data", "import-depth", str(src), "--out", str(tmp_path / "seq2"), *intr, "--up", "0,-1,0"]) == 0
+        )
     assert "box [0, 0, 400, 10]: expected" in error(src, "--out", tmp_path / "o", *intr, "--box", 0, 0, 400, 10)
     assert "--up" in error(src, "--out", tmp_path / "o", *intr, "--up", "sideways")
     assert "wrong depth scale?" in error(src, "--out", tmp_path / "o", *intr, "--depth-scale", 100)
@@ -253,8 +276,14 @@ def test_an_unsegmented_body_scene_is_segmented_and_centred(default_body, tmp_pa
     y = body.vertices[:, 1].min()
     ball = trimesh.creation.icosphere(3, 0.2)
     ball.apply_translation([-0.9, y + 0.2, 0.0])
-    scene = trimesh.util.concatenate([body, ball, _quad([[-6, y, -2.5], [6, y, -2.5], [6, y, 6], [-6, y, 6]]),
-                                      _quad([[-6, y, -2.5], [6, y, -2.5], [6, 4, -2.5], [-6, 4, -2.5]])])
+    scene = trimesh.util.concatenate(
+        [
+            body,
+            ball,
+            _quad([[-6, y, -2.5], [6, y, -2.5], [6, y, 6], [-6, y, 6]]),
+            _quad([[-6, y, -2.5], [6, y, -2.5], [6, 4, -2.5], [-6, 4, -2.5]]),
+        ]
+    )
     cam = depth.Camera.looking_at_subject(320, 240)
     d = depth.render_depth(cam, scene.vertices, scene.faces)
     only = depth.render_depth(cam, body.vertices, f)

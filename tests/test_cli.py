@@ -105,14 +105,26 @@ BAD = [
     (X + " --threads 100000", ["argument --threads", "100000:", "from 1 to 1024"]),
     (X + " --shape -1", ["argument --shape", "-1:", ">= 0"]),
     (X + " --pose x", ["argument --pose", "'x'", "integer"]),
-    ("extract --checkpoint {t}/ck_empty_pt --shape 0 --out {t}/a.ply", ["ck_empty_pt/shape.pt", "cannot be read as a torch file"]),
-    ("extract --checkpoint {t}/ck_bad_pt --shape 0 --out {t}/a.ply", ["ck_bad_pt/shape.pt", "cannot be read as a torch file"]),
+    (
+        "extract --checkpoint {t}/ck_empty_pt --shape 0 --out {t}/a.ply",
+        ["ck_empty_pt/shape.pt", "cannot be read as a torch file"],
+    ),
+    (
+        "extract --checkpoint {t}/ck_bad_pt --shape 0 --out {t}/a.ply",
+        ["ck_bad_pt/shape.pt", "cannot be read as a torch file"],
+    ),
     ("extract --checkpoint {t}/ck_bad_yaml --shape 0 --out {t}/a.ply", ["ck_bad_yaml/config.yaml", "not valid YAML"]),
-    (f"extract {CK} --shape 0 --out {{t}}/x.xyz", ["argument --out", "x.xyz", "'.xyz' not supported", ".ply, .obj, .stl, .off, .glb"]),
+    (
+        f"extract {CK} --shape 0 --out {{t}}/x.xyz",
+        ["argument --out", "x.xyz", "'.xyz' not supported", ".ply, .obj, .stl, .off, .glb"],
+    ),
     (f"extract {CK} --shape 0 --out {{t}}/empty", ["argument --out", "empty", "(no suffix)"]),
     (f"extract {CK} --shape 0 --out {{t}}/dir.ply", ["argument --out", "dir.ply", "is a folder, expected a file name"]),
     (f"extract {CK} --shape 0 --out {{t}}/file/a.ply", ["argument --out", "file is a file, not a folder"]),
-    ("extract --checkpoint {t}/empty --shape 0 --out {t}/a.ply", ["argument --checkpoint", "empty", "not a checkpoint", "shape.pt"]),
+    (
+        "extract --checkpoint {t}/empty --shape 0 --out {t}/a.ply",
+        ["argument --checkpoint", "empty", "not a checkpoint", "shape.pt"],
+    ),
     ("extract --checkpoint {t}/file --shape 0 --out {t}/a.ply", ["argument --checkpoint", "file", "expected a folder"]),
     ("extract --checkpoint {t}/nope --shape 0 --out {t}/a.ply", ["argument --checkpoint", "nope", "no such folder"]),
     (FIT + " --frames 0", ["argument --frames", "0:", ">= 1"]),
@@ -122,14 +134,26 @@ BAD = [
     (FIT + " --schedule slow", ["argument --schedule", "'slow'"]),
     (f"fit {CK} {SEQ} --out {{t}}/full", ["argument --out", "full", "not a fit result"]),
     (f"fit {CK} {SEQ} --out {{t}}/file", ["argument --out", "file", "expected a folder"]),
-    (f"fit {CK} --sequence {{t}}/empty --out {{t}}/f", ["argument --sequence", "empty", "not a depth sequence", "camera.json"]),
-    (f"fit {CK} --sequence {{t}}/seq/camera.json --out {{t}}/f", ["argument --sequence", "camera.json", "expected a folder"]),
+    (
+        f"fit {CK} --sequence {{t}}/empty --out {{t}}/f",
+        ["argument --sequence", "empty", "not a depth sequence", "camera.json"],
+    ),
+    (
+        f"fit {CK} --sequence {{t}}/seq/camera.json --out {{t}}/f",
+        ["argument --sequence", "camera.json", "expected a folder"],
+    ),
     (f"fit {CK} --sequence {{t}}/fx_text --out {{t}}/f", ["fx_text/camera.json", "'fx'", '"500"', "positive number"]),
-    (f"fit {CK} --sequence {{t}}/width_float --out {{t}}/f", ["width_float/camera.json", "'width'", "320.5", "positive integer"]),
+    (
+        f"fit {CK} --sequence {{t}}/width_float --out {{t}}/f",
+        ["width_float/camera.json", "'width'", "320.5", "positive integer"],
+    ),
     (f"fit {CK} --sequence {{t}}/pose_3x3 --out {{t}}/f", ["pose_3x3/camera.json", "'world_from_camera'", "4x4"]),
     (f"fit {CK} --sequence {{t}}/cam_list --out {{t}}/f", ["cam_list/camera.json", "JSON object", "list"]),
     (f"fit {CK} --sequence {{t}}/not_png --out {{t}}/f", ["not_png/depth/000001.png", "not a readable depth PNG"]),
-    (f"fit {CK} --sequence {{t}}/trunc_png --out {{t}}/f", ["trunc_png/depth/000000.png", "not a readable depth PNG", "truncated"]),
+    (
+        f"fit {CK} --sequence {{t}}/trunc_png --out {{t}}/f",
+        ["trunc_png/depth/000000.png", "not a readable depth PNG", "truncated"],
+    ),
     (f"fit {CK} --sequence {{t}}/npy_obj --out {{t}}/f", ["npy_obj/depth/000000.npy", "not a readable depth .npy"]),
     (f"fit {CK} --sequence {{t}}/no_frames --out {{t}}/f", ["no_frames/depth", "no .png or .npy depth frames"]),
     (EVAL + " --iou-points 0", ["argument --iou-points", "0:", "from 1000 to 100000000"]),
@@ -156,13 +180,19 @@ BAD = [
     (SEQ_OUT + " --distance 0", ["argument --distance", "0:", "> 0 and <= 60"]),
     (SEQ_OUT + " --distance inf", ["argument --distance", "inf:", "> 0 and <= 60"]),
     (SEQ_OUT + " --frames 0", ["argument --frames", "0:", "from 1 to 10000"]),
-    ("data sequence --identity s0-00003 --motion walk --out {t}/full", ["argument --out", "full", "new or empty folder"]),
+    (
+        "data sequence --identity s0-00003 --motion walk --out {t}/full",
+        ["argument --out", "full", "new or empty folder"],
+    ),
     (IMPORT + " --fx 0", ["argument --fx", "0:", "> 0"]),
     (IMPORT + " --fps -30", ["argument --fps", "-30:", "> 0"]),
     (IMPORT + " --up 0,0,0", ["argument --up", "'0,0,0'", "nonzero vector"]),
     (IMPORT + " --up 1,2", ["argument --up", "'1,2'", "x,y,z"]),
     ("data import-depth {t}/file --out {t}/i --fx 1 --fy 1 --cx 1 --cy 1", ["file: not a folder", "depth PNGs"]),
-    ("data import-depth {t}/seq/depth --out {t}/full --fx 1 --fy 1 --cx 1 --cy 1", ["full: already exists and is not empty"]),
+    (
+        "data import-depth {t}/seq/depth --out {t}/full --fx 1 --fy 1 --cx 1 --cy 1",
+        ["full: already exists and is not empty"],
+    ),
     ("train shape --out {t}/c --threads 0", ["argument --threads", "0:"]),
     ("train shape --out {t}/c --config {t}/bad.yaml", ["bad.yaml", "not valid YAML"]),
     ("train shape --out {t}/c --config {t}/list.yaml", ["list.yaml", "expected a mapping", "list"]),
@@ -194,11 +224,21 @@ def test_refused_outputs_leave_what_was_there(places, capsys):
     assert (depth.Path(t) / "full" / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("template", [
-    FIT, f"fit {CK} {SEQ} --out {{t}}/fit", f"fit {CK} {SEQ} --out {{t}}/empty", f"fit {CK} {SEQ} --out {{t}}/new/deeper",
-    "train shape --out {t}/ck", "train shape --out {t}/empty", EVAL + " --json {t}/new/m.json", X + " --resolution 1024",
-    f"extract {CK} --shape 0 --out {{t}}/a.GLB", "data build --cache {t}/new_cache --workers 256",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        FIT,
+        f"fit {CK} {SEQ} --out {{t}}/fit",
+        f"fit {CK} {SEQ} --out {{t}}/empty",
+        f"fit {CK} {SEQ} --out {{t}}/new/deeper",
+        "train shape --out {t}/ck",
+        "train shape --out {t}/empty",
+        EVAL + " --json {t}/new/m.json",
+        X + " --resolution 1024",
+        f"extract {CK} --shape 0 --out {{t}}/a.GLB",
+        "data build --cache {t}/new_cache --workers 256",
+    ],
+)
 def test_good_input_passes_the_checks(template, places):
     """Outputs may be new (folders made), empty, or an earlier result of the same kind."""
     args = cli.build_parser().parse_args(shlex.split(template.format(**places)))
@@ -231,10 +271,44 @@ def test_help_states_limits_and_folders(capsys):
 
 def test_extract_canonical_and_posed(tiny_model, tmp_path, capsys):
     ck, _ = tiny_model
-    assert cli.main(["extract", "--checkpoint", str(ck), "--shape", "0", "--resolution", "32", "--out", str(tmp_path / "a.ply"),
-                     "--threads", "1"]) == 0
-    assert cli.main(["extract", "--checkpoint", str(ck), "--shape", "1", "--pose", "2", "--resolution", "32",
-                     "--out", str(tmp_path / "new" / "sub" / "b.obj"), "--threads", "1"]) == 0  # folders created
+    assert (
+        cli.main(
+            [
+                "extract",
+                "--checkpoint",
+                str(ck),
+                "--shape",
+                "0",
+                "--resolution",
+                "32",
+                "--out",
+                str(tmp_path / "a.ply"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "extract",
+                "--checkpoint",
+                str(ck),
+                "--shape",
+                "1",
+                "--pose",
+                "2",
+                "--resolution",
+                "32",
+                "--out",
+                str(tmp_path / "new" / "sub" / "b.obj"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )  # folders created
     out = capsys.readouterr().out
     assert "decoder evaluations" in out and "posed in" in out
     a, b = trimesh.load(tmp_path / "a.ply"), trimesh.load(tmp_path / "new" / "sub" / "b.obj")
@@ -253,8 +327,24 @@ def test_extract_that_fails_keeps_the_old_file(tiny_model, tmp_path, capsys, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(trimesh.Trimesh, "export", half_write)
-    assert cli.main(["extract", "--checkpoint", str(ck), "--shape", "0", "--resolution", "16",
-                     "--out", str(tmp_path / "a.ply"), "--threads", "1"]) == 2
+    assert (
+        cli.main(
+            [
+                "extract",
+                "--checkpoint",
+                str(ck),
+                "--shape",
+                "0",
+                "--resolution",
+                "16",
+                "--out",
+                str(tmp_path / "a.ply"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip() == "npms: error: [Errno 28] No space left on device"
     assert (tmp_path / "a.ply").read_text() == "the previous mesh"
     assert [p.name for p in tmp_path.iterdir()] == ["a.ply"]
@@ -263,8 +353,28 @@ def test_extract_that_fails_keeps_the_old_file(tiny_model, tmp_path, capsys, mon
 def test_eval_model_reports_all_groups(tiny_model, tmp_path, capsys, monkeypatch):
     ck, ds = tiny_model
     monkeypatch.setenv("NPM_CACHE_DIR", str(ds.path.parent.parent))
-    assert cli.main(["eval-model", "--checkpoint", str(ck), "--identities", "1", "--frames", "4", "--resolution", "32",
-                     "--iou-points", "20000", "--json", str(tmp_path / "e.json"), "--threads", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "eval-model",
+                "--checkpoint",
+                str(ck),
+                "--identities",
+                "1",
+                "--frames",
+                "4",
+                "--resolution",
+                "32",
+                "--iou-points",
+                "20000",
+                "--json",
+                str(tmp_path / "e.json"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for key in ["test_identities", "train_identities", "held_out_poses", "mean_vertex_error_cm"]:
         assert key in out
@@ -273,10 +383,17 @@ def test_eval_model_reports_all_groups(tiny_model, tmp_path, capsys, monkeypatch
 def test_bad_input_found_after_loading_is_one_line(tiny_model, tmp_path, capsys):
     ck, _ = tiny_model
     assert cli.main(["extract", "--checkpoint", str(ck), "--shape", "99", "--out", str(tmp_path / "x.ply")]) == 2
-    assert cli.main(["extract", "--checkpoint", str(ck), "--shape", "0", "--pose", "99999", "--out", str(tmp_path / "x.ply")]) == 2
+    assert (
+        cli.main(
+            ["extract", "--checkpoint", str(ck), "--shape", "0", "--pose", "99999", "--out", str(tmp_path / "x.ply")]
+        )
+        == 2
+    )
     (tmp_path / "t.yaml").write_text("shape:\n  epochz: 3\n")
     assert cli.main(["train", "shape", "--config", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("npms: error: ") for line in err)
-    assert "--shape 99 out of range [0, " in err[0] and "--pose 99999 out of range [0, " in err[1] and "epochz" in err[2]
+    assert (
+        "--shape 99 out of range [0, " in err[0] and "--pose 99999 out of range [0, " in err[1] and "epochz" in err[2]
+    )
     assert not (tmp_path / "x.ply").exists()

@@ -78,8 +78,9 @@ def test_small_part_of_a_field_steeper_than_l_is_kept(lipschitz):
     # (3 * (0.108 - 0.03) = 0.235 > 2 * 0.108): the corners alone would drop the block, losing
     # the whole small sphere without an open edge; its centre sample is inside the sphere
     half_diag = 0.125 * 3**0.5 / 2
-    corners = torch.tensor([[0.25 + 0.125 * (k & 1), 0.25 + 0.125 * (k >> 1 & 1), 0.25 + 0.125 * (k >> 2 & 1)]
-                            for k in range(8)])
+    corners = torch.tensor(
+        [[0.25 + 0.125 * (k & 1), 0.25 + 0.125 * (k >> 1 & 1), 0.25 + 0.125 * (k >> 2 & 1)] for k in range(8)]
+    )
     assert steep_with_small_part(corners).min() > 2.0 * half_diag
     dense = extract_dense(steep_with_small_part, 128)
     narrow = extract(steep_with_small_part, 128, lipschitz=lipschitz)
@@ -102,12 +103,14 @@ def thin_steep_rod(x_end):
     so a small L cuts the rod: the mesh comes out open."""
     h = 1 / 32
     a, b = torch.tensor([[0.1, 0.5 * h, 2.5 * h]]), torch.tensor([[x_end, 0.5 * h, 2.5 * h]])
-    return lambda x: torch.minimum(analytic.sphere(x, (0, 0, 0), 0.2),
-                                   20.0 * analytic.capsules(x, a, b, torch.tensor([0.025])))
+    return lambda x: torch.minimum(
+        analytic.sphere(x, (0, 0, 0), 0.2), 20.0 * analytic.capsules(x, a, b, torch.tensor([0.025]))
+    )
 
 
-@pytest.mark.parametrize("lipschitz, method, message", [(1.0, "narrow-2L", "open edges"),
-                                                       (0.5, "dense", "falling back to dense")])
+@pytest.mark.parametrize(
+    "lipschitz, method, message", [(1.0, "narrow-2L", "open edges"), (0.5, "dense", "falling back to dense")]
+)
 def test_guard_retries_with_twice_l_then_dense(caplog, lipschitz, method, message):
     field = thin_steep_rod(0.45)
     dense = extract_dense(field, 32)

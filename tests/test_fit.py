@@ -70,7 +70,9 @@ def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tm
     res = fit.fit(m, sequence, cfg)
     assert res.pose_codes.shape == (3, 8) and res.translation.shape == (3, 3)
     assert res.losses["reconstruction"].mean() < before
-    compact = fit.read_result(fit.write_result(tmp_path / "c", res, m, cfg, "tiny", sequence.path, compact=True)).meshes()[1]
+    compact = fit.read_result(
+        fit.write_result(tmp_path / "c", res, m, cfg, "tiny", sequence.path, compact=True)
+    ).meshes()[1]
     out = fit.write_result(tmp_path / "fit", res, m, cfg, "tiny", sequence.path)
     assert not (tmp_path / ".fit.partial").exists()
     r = fit.read_result(out)
@@ -109,11 +111,41 @@ def test_one_frame_sequence_fits_with_both_schedules(tiny_model, sequence, tmp_p
 
 def test_cli_fit_and_eval(tiny_model, sequence, tmp_path, monkeypatch, capsys):
     ck, _ = tiny_model
-    monkeypatch.setitem(fit.SCHEDULES, "fast", fit.Schedule(lambda **kw: _small(fit.FitConfig(**kw)), fit.SCHEDULES["fast"].run))
-    assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(sequence.path), "--out", str(tmp_path / "f"),
-                     "--threads", "1"]) == 0
-    assert cli.main(["eval", "--fit", str(tmp_path / "f"), "--sequence", str(sequence.path), "--iou-points", "20000",
-                     "--json", str(tmp_path / "m.json")]) == 0
+    monkeypatch.setitem(
+        fit.SCHEDULES, "fast", fit.Schedule(lambda **kw: _small(fit.FitConfig(**kw)), fit.SCHEDULES["fast"].run)
+    )
+    assert (
+        cli.main(
+            [
+                "fit",
+                "--checkpoint",
+                str(ck),
+                "--sequence",
+                str(sequence.path),
+                "--out",
+                str(tmp_path / "f"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "eval",
+                "--fit",
+                str(tmp_path / "f"),
+                "--sequence",
+                str(sequence.path),
+                "--iou-points",
+                "20000",
+                "--json",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "mean" in out and "EPE" in out and (tmp_path / "m.json").exists()
     assert [e["frame"] for e in layout.read_fit_progress(tmp_path / "f")[0]] == [0, 1, 2]  # tracked frames, logged
@@ -153,17 +185,38 @@ def test_fit_bad_input(tiny_model, sequence, tmp_path):
     pose[:3, 3] += [3.0, 0, 0]
     far_cam.world_from_camera = pose.tolist()
     far = depth.DepthSequence(far_cam, sequence.depths, None, None, tmp_path)
-    with pytest.raises(fit.FitError, match=r"frame 0: the observed subject .* \(segmentation, which centres the subject, is off\)"):
+    with pytest.raises(
+        fit.FitError, match=r"frame 0: the observed subject .* \(segmentation, which centres the subject, is off\)"
+    ):
         fit.fit(m, far, _small(fit.fast_config(use_segmentation=False)))
     shape_only = tmp_path / "shape_only"
     shape_only.mkdir()
     for name in ["config.yaml", "shape.pt"]:
         (shape_only / name).write_bytes((ck / name).read_bytes())
-    assert cli.main(["fit", "--checkpoint", str(shape_only), "--sequence", str(sequence.path), "--out", str(tmp_path / "x")]) == 2
+    assert (
+        cli.main(
+            ["fit", "--checkpoint", str(shape_only), "--sequence", str(sequence.path), "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
     assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     if not torch.cuda.is_available():
-        assert cli.main(["fit", "--checkpoint", str(ck), "--sequence", str(sequence.path), "--out", str(tmp_path / "x"),
-                         "--device", "cuda"]) == 2
+        assert (
+            cli.main(
+                [
+                    "fit",
+                    "--checkpoint",
+                    str(ck),
+                    "--sequence",
+                    str(sequence.path),
+                    "--out",
+                    str(tmp_path / "x"),
+                    "--device",
+                    "cuda",
+                ]
+            )
+            == 2
+        )
     assert not (tmp_path / "x").exists()
 
 
@@ -175,7 +228,9 @@ def test_sequence_ceiling_follows_the_true_bodies(tiny_model, sequence):
     ck, ds = tiny_model
     m = checkpoint.load_model(ck)
     canonical = bodies.body_meshes(ds.identities[ds.split("train")[0]]["phenotypes"])[0]
-    posed, faces = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices, resolution=32, points=300)
+    posed, faces = evaluate.sequence_ceiling(
+        m, canonical, sequence.gt_faces, sequence.gt_vertices, resolution=32, points=300
+    )
     assert posed.shape[0] == 3 and posed.shape[2] == 3 and faces.max() < posed.shape[1]
 
     def centre(v):
@@ -183,7 +238,9 @@ def test_sequence_ceiling_follows_the_true_bodies(tiny_model, sequence):
 
     assert np.abs(centre(posed) - centre(sequence.gt_vertices)).max() < 0.1  # tiny model: coarse bodies
     shift = np.array([0.3, 0.0, -0.2], np.float32)  # metres, beyond anything the pose codes model
-    moved, _ = evaluate.sequence_ceiling(m, canonical, sequence.gt_faces, sequence.gt_vertices + shift, resolution=32, points=300)
+    moved, _ = evaluate.sequence_ceiling(
+        m, canonical, sequence.gt_faces, sequence.gt_vertices + shift, resolution=32, points=300
+    )
     assert np.abs(moved - posed - shift).max() < 0.01
 
 
@@ -218,8 +275,21 @@ def test_candidate_energies_match_the_per_frame_reconstruction_loss(tiny_model, 
         energies = []
         for rr in (None, r):
             batched = prob.candidate_energies(s0[None], P, tau, 1, x, sdf_c, rr)
-            one_by_one = torch.cat([prob.frame_terms(s0[None], P[k : k + 1], tau[k : k + 1], [1], x, False, sdf_c,
-                                                     r=None if rr is None else rr[k : k + 1])[0] for k in range(5)])
+            one_by_one = torch.cat(
+                [
+                    prob.frame_terms(
+                        s0[None],
+                        P[k : k + 1],
+                        tau[k : k + 1],
+                        [1],
+                        x,
+                        False,
+                        sdf_c,
+                        r=None if rr is None else rr[k : k + 1],
+                    )[0]
+                    for k in range(5)
+                ]
+            )
             assert batched.shape == (5,) and len(set(batched.tolist())) == 5
             torch.testing.assert_close(batched, one_by_one)
             energies.append(batched)

@@ -49,7 +49,9 @@ def own_bodies(tiny_model):
     s = m.shape_codes[0]
     with torch.inference_mode():
         canon = extract(m.shape_decoder.sdf_fn(s), 64)
-        posed = [pose_mesh(canon.vertices, m.pose_decoder.displacement_fn(s, m.pose_codes[k])).numpy() for k in range(3)]
+        posed = [
+            pose_mesh(canon.vertices, m.pose_decoder.displacement_fn(s, m.pose_codes[k])).numpy() for k in range(3)
+        ]
     return m, space.model_to_metres(np.stack(posed)), canon.faces.numpy()
 
 
@@ -76,10 +78,14 @@ def test_rotation_matrices():
     torch.testing.assert_close(R @ R.transpose(1, 2), torch.eye(3).expand(4, 3, 3), atol=1e-6, rtol=0)
     assert torch.allclose(torch.linalg.det(R), torch.ones(4))
     # each tilt component is bounded by max_tilt: the up vector leans at most sqrt(2) * 30 degrees
-    assert tilt_deg(R[3:].numpy())[0] == pytest.approx(math.degrees(math.hypot(math.radians(30), math.radians(30))), abs=0.01)
+    assert tilt_deg(R[3:].numpy())[0] == pytest.approx(
+        math.degrees(math.hypot(math.radians(30), math.radians(30))), abs=0.01
+    )
     assert tilt_deg(R[:2].numpy()).max() < 1e-3 and 5 < tilt_deg(R[2:3].numpy())[0] < 25
     for at in (torch.zeros(1, 3), torch.tensor([[1.0, 0.3, -0.2]])):  # differentiable, at the identity too
-        assert torch.autograd.gradcheck(lambda q: problem.rotation_matrices(q, math.radians(30)), at.double().requires_grad_(True))
+        assert torch.autograd.gradcheck(
+            lambda q: problem.rotation_matrices(q, math.radians(30)), at.double().requires_grad_(True)
+        )
 
 
 def surface_error(fitted: np.ndarray, truth: np.ndarray) -> float:
@@ -131,11 +137,17 @@ def test_without_rotation_the_fit_is_the_translation_only_fit(own_bodies, tmp_pa
     m, posed, faces = own_bodies
     seq = _sequence(tmp_path / "seq", posed, faces)
     off = fit.fit(m, seq, _small(fit.fast_config(use_rotation=False)))
-    cfg = _small(fit.fast_config(max_tilt_deg=0.0, yaw_candidates=1, yaw_step_deg=0.0, lr_fast_rotation=0.0, lr_rotation=0.0))
+    cfg = _small(
+        fit.fast_config(max_tilt_deg=0.0, yaw_candidates=1, yaw_step_deg=0.0, lr_fast_rotation=0.0, lr_rotation=0.0)
+    )
     cfg.yaw_trial_iters = 0
     held = fit.fit(m, seq, cfg)
     torch.testing.assert_close(held.rotations(), torch.eye(3).expand(3, 3, 3), atol=0, rtol=0)
-    for a, b in [(off.shape_code, held.shape_code), (off.pose_codes, held.pose_codes), (off.translation, held.translation)]:
+    for a, b in [
+        (off.shape_code, held.shape_code),
+        (off.pose_codes, held.pose_codes),
+        (off.translation, held.translation),
+    ]:
         assert torch.equal(a, b)
     assert off.rotation is None and torch.equal(off.rotations(), torch.eye(3).expand(3, 3, 3))
     r = layout.read_fit(fit.write_result(tmp_path / "fit", off, m, fit.fast_config(), "tiny", seq.path, resolution=32))
@@ -173,8 +185,13 @@ def test_an_off_centre_scene_is_segmented_centred_and_fitted_in_its_own_world(ow
 
     ball = trimesh.creation.icosphere(2, 0.2)
     ball.apply_translation([-0.6, floor_y + 0.2, 0.2])
-    scene = trimesh.util.concatenate([quad([[-6, floor_y, -2], [6, floor_y, -2], [6, floor_y, 6], [-6, floor_y, 6]]),
-                                      quad([[-6, floor_y, -2], [6, floor_y, -2], [6, 4, -2], [-6, 4, -2]]), ball])
+    scene = trimesh.util.concatenate(
+        [
+            quad([[-6, floor_y, -2], [6, floor_y, -2], [6, floor_y, 6], [-6, floor_y, 6]]),
+            quad([[-6, floor_y, -2], [6, floor_y, -2], [6, 4, -2], [-6, 4, -2]]),
+            ball,
+        ]
+    )
     moved = _sequence(tmp_path / "scene", posed + offset, faces, width=128, extra=scene)
     plain = _sequence(tmp_path / "plain", posed, faces, width=128)
     cfg = _small(fit.fast_config())
@@ -216,7 +233,10 @@ def test_segmentation_errors_reach_npms_fit_as_one_line(tiny_model, own_bodies, 
     camera = json.loads(layout.sequence_camera_path(seq.path).read_text())
     camera["depth_scale"] = 1.0  # the PNGs hold millimetres
     layout.sequence_camera_path(seq.path).write_text(json.dumps(camera))
-    assert cli.main(["fit", "--checkpoint", str(tiny_model[0]), "--sequence", str(seq.path), "--out", str(tmp_path / "f")]) == 2
+    assert (
+        cli.main(["fit", "--checkpoint", str(tiny_model[0]), "--sequence", str(seq.path), "--out", str(tmp_path / "f")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("npms: error: frame 0: ") and "wrong depth scale?" in err
     assert "m is outside 0.5-6.0 m" in err and not (tmp_path / "f").exists()

@@ -18,8 +18,15 @@ from npm_core.data.meshes import ImportConfig, MeshFolderError, import_meshes
 
 RADII_MM = [20.0, 24.0, 28.0, 32.0, 26.0]  # identity c4 (held out) lies inside the training range
 LENGTHS_MM = [80.0, 120.0, 100.0, 140.0, 110.0]
-POSES = {"rest": (0, 0), "bend_l": (50, 0), "bend_r": (-50, 0), "twist": (0, 40), "bend_twist": (30, -30),
-         "sweep_1": (20, 0), "sweep_2": (40, 10)}
+POSES = {
+    "rest": (0, 0),
+    "bend_l": (50, 0),
+    "bend_r": (-50, 0),
+    "twist": (0, 40),
+    "bend_twist": (30, -30),
+    "sweep_1": (20, 0),
+    "sweep_2": (40, 10),
+}
 
 
 def capsule(radius: float, length: float, seg: int = 16, cap: int = 4, rings: int = 8):
@@ -63,10 +70,14 @@ def write_folder(d: Path) -> Path:
         (d / ident / "poses").mkdir(parents=True, exist_ok=True)
         trimesh.Trimesh(v, f, process=False).export(d / ident / "canonical.ply")
         for name, (b, t) in POSES.items():
-            trimesh.Trimesh(deform(v, b, t, length + 2 * r), f, process=False).export(d / ident / "poses" / f"{name}.ply")
+            trimesh.Trimesh(deform(v, b, t, length + 2 * r), f, process=False).export(
+                d / ident / "poses" / f"{name}.ply"
+            )
         attrs[ident] = {"radius_mm": r, "length_mm": length}
     (d / "attributes.yaml").write_text(yaml.safe_dump(attrs))
-    (d / "sequences.yaml").write_text(yaml.safe_dump({"sweep": {"identity": "c0", "poses": ["rest", "sweep_1", "sweep_2"]}}))
+    (d / "sequences.yaml").write_text(
+        yaml.safe_dump({"sweep": {"identity": "c0", "poses": ["rest", "sweep_1", "sweep_2"]}})
+    )
     (d / "split.yaml").write_text(yaml.safe_dump({"test": ["c4"], "test_sequences": ["sweep"]}))
     return d
 
@@ -87,10 +98,16 @@ def test_import_layout_and_transform(imported):
     assert [x["id"] for x in ds.identities] == ["c0", "c1", "c2", "c3", "c4"]
     assert [x["split"] for x in ds.identities] == ["train"] * 4 + ["test"]
     assert ds.identities[1]["attributes"] == {"length_mm": 120.0, "radius_mm": 24.0}
-    assert ds.domain.name == "capsules" and ds.domain.attributes == ["length_mm", "radius_mm"] and ds.domain.joints == []
+    assert (
+        ds.domain.name == "capsules" and ds.domain.attributes == ["length_mm", "radius_mm"] and ds.domain.joints == []
+    )
     # 4 training identities x 7 poses, minus c0's 3-frame held-out sequence; held out: those 3 + c4's 7
     assert (res.identities, res.frames, res.test_frames) == (5, 25, 10)
-    assert {(f["motion"], f["frame"]) for f in ds.test_frames if f["identity"] == 0} == {("sweep", 0), ("sweep", 1), ("sweep", 2)}
+    assert {(f["motion"], f["frame"]) for f in ds.test_frames if f["identity"] == 0} == {
+        ("sweep", 0),
+        ("sweep", 1),
+        ("sweep", 2),
+    }
     c = ds.canonical()
     # the longest capsule (c3: 140 + 2 * 32 mm) spans the cube less the 0.1 margins, z up -> y up, centred
     assert np.ptp(c[..., 1]) == pytest.approx(0.8, abs=1e-5) and np.abs(c).max() == pytest.approx(0.4, abs=1e-5)
@@ -99,8 +116,9 @@ def test_import_layout_and_transform(imported):
     np.testing.assert_allclose(ds.domain.model_to_user(c[2]), v, atol=1e-3)  # round trip to the user's mm
     assert ds.faces().shape == (2 * 16 * (4 + 8 + 3), 3) and not list(tmp.glob("*.partial"))
     assert sorted(p.name for p in res.path.iterdir()) == sorted(
-        [f"{a}.npy" for a in layout.DATASET_ARRAYS] + ["config.yaml", "identities.yaml", "frames.yaml",
-                                                        "test_frames.yaml", "domain.yaml", "DONE"])
+        [f"{a}.npy" for a in layout.DATASET_ARRAYS]
+        + ["config.yaml", "identities.yaml", "frames.yaml", "test_frames.yaml", "domain.yaml", "DONE"]
+    )
 
 
 TINY = None  # set in `trained`
@@ -118,17 +136,49 @@ def trained(imported):
     ds = dataset.open_dataset(res.path)
     tiny = ModelConfig(DecoderConfig(64, 4, 8, 4, 2), DecoderConfig(64, 4, 8, 3, 2))
     out = tmp / "ckpt"
-    sections = {"dataset": layout.relative_sequence_path(out, res.path), "import": ds.config, "domain": asdict(ds.domain)}
+    sections = {
+        "dataset": layout.relative_sequence_path(out, res.path),
+        "import": ds.config,
+        "domain": asdict(ds.domain),
+    }
     torch.manual_seed(0)
-    train_shape(ds.shape_samples(ds.split("train")),
-                TrainShapeConfig(epochs=150, batch_shapes=4, points_per_shape=2048, lr_net=3e-3, lr_codes=3e-2,
-                                 lr_decay_every=100, prior_ramp_epochs=5, log_every_s=0.0),
-                tiny, out, code_labels=ds.shape_code_labels(), sections=sections)
+    train_shape(
+        ds.shape_samples(ds.split("train")),
+        TrainShapeConfig(
+            epochs=150,
+            batch_shapes=4,
+            points_per_shape=2048,
+            lr_net=3e-3,
+            lr_codes=3e-2,
+            lr_decay_every=100,
+            prior_ramp_epochs=5,
+            log_every_s=0.0,
+        ),
+        tiny,
+        out,
+        code_labels=ds.shape_code_labels(),
+        sections=sections,
+    )
     m = load_model(out)
-    train_pose(ds.flow_samples(), m.shape_decoder, m.shape_codes,
-               TrainPoseConfig(epochs=150, batch_frames=8, points_per_frame=1024, lr_net=3e-3, lr_codes=3e-2,
-                               lr_decay_every=100, prior_ramp_epochs=5, log_every_s=0.0),
-               tiny, out, code_labels=ds.pose_code_labels(), sections=sections)
+    train_pose(
+        ds.flow_samples(),
+        m.shape_decoder,
+        m.shape_codes,
+        TrainPoseConfig(
+            epochs=150,
+            batch_frames=8,
+            points_per_frame=1024,
+            lr_net=3e-3,
+            lr_codes=3e-2,
+            lr_decay_every=100,
+            prior_ramp_epochs=5,
+            log_every_s=0.0,
+        ),
+        tiny,
+        out,
+        code_labels=ds.pose_code_labels(),
+        sections=sections,
+    )
     return ds, load_model(out), tiny
 
 
@@ -151,7 +201,9 @@ def test_trained_tiny_model_numbers(trained):
     assert test[0]["iou"] > 0.7 > base[0]["iou"]
     assert poses["test motions, training identities"]["frames"] == 3 and poses["test identities"]["frames"] == 7
     flow = ds.flow_samples(test=True)  # the error of not moving at all, for scale
-    still_cm = 100 * ds.domain.length_to_metres((flow.posed_vertices - flow.canonical_vertices[flow.frame_shape]).norm(dim=-1).mean())
+    still_cm = 100 * ds.domain.length_to_metres(
+        (flow.posed_vertices - flow.canonical_vertices[flow.frame_shape]).norm(dim=-1).mean()
+    )
     assert still_cm == pytest.approx(0.46, abs=0.01)  # 4.6 mm at the capsules' true scale
     assert poses["test motions, training identities"]["mean_vertex_error_cm"] < 0.15  # about 0.9 mm measured
     assert poses["test identities"]["mean_vertex_error_cm"] < 0.15  # about 1.0 mm measured
@@ -175,7 +227,9 @@ def test_cli_import_and_mismatched_vertex_count(tmp_path, capsys):
     src = _small_folder(tmp_path / "src")
     cfg = tmp_path / "import.yaml"
     cfg.write_text(yaml.safe_dump({"sdf": {"samples": 2000}, "flow": {"samples_per_sigma": 200}}))
-    assert main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--config", str(cfg), "--workers", "1"]) == 0
+    assert (
+        main(["data", "import", str(src), "--out", str(tmp_path / "ds"), "--config", str(cfg), "--workers", "1"]) == 0
+    )
     assert "imported 2 identities, 1 training and 1 held-out frames" in capsys.readouterr().out
     ds = dataset.open_dataset(tmp_path / "ds")  # default split: one of two identities held out
     assert sorted(x["split"] for x in ds.identities) == ["test", "train"] and "attributes" not in ds.identities[0]
@@ -195,13 +249,23 @@ def test_non_watertight_canonical(tmp_path):
     for path in src.rglob("*.ply"):  # one triangle missing everywhere: filled, and said so
         m = trimesh.load(path, process=False)
         trimesh.Trimesh(m.vertices, m.faces[1:], process=False).export(path)
-    res = import_meshes(src, tmp_path / "ds", ImportConfig(sdf=SdfConfig(samples=2000), flow=FlowConfig(samples_per_sigma=200)), workers=1)
-    assert len(res.notes) == 1 and "c0/canonical.ply: not watertight (3 boundary edges); filled its holes with 1 faces" in res.notes[0]
+    res = import_meshes(
+        src,
+        tmp_path / "ds",
+        ImportConfig(sdf=SdfConfig(samples=2000), flow=FlowConfig(samples_per_sigma=200)),
+        workers=1,
+    )
+    assert (
+        len(res.notes) == 1
+        and "c0/canonical.ply: not watertight (3 boundary edges); filled its holes with 1 faces" in res.notes[0]
+    )
     assert dataset.open_dataset(res.path).faces().shape == (480, 3)
     for path in src.rglob("*.ply"):  # the top pole's fan gone: a 16-edge hole fill_holes cannot close
         m = trimesh.load(path, process=False)
         trimesh.Trimesh(m.vertices, m.faces[(m.faces != 0).all(1)], process=False).export(path)
-    with pytest.raises(MeshFolderError, match=r"c0/canonical.ply: the canonical mesh is not watertight \(16 boundary edges\)"):
+    with pytest.raises(
+        MeshFolderError, match=r"c0/canonical.ply: the canonical mesh is not watertight \(16 boundary edges\)"
+    ):
         import_meshes(src, tmp_path / "ds3")
     assert not (tmp_path / "ds3").exists()
 
@@ -232,11 +296,44 @@ def test_cli_eval_model_and_extract_in_the_domains_units(trained, imported, tmp_
 
     ds, m, _ = trained
     ckpt = m.path
-    assert main(["eval-model", "--checkpoint", str(ckpt), "--identities", "1", "--frames", "4", "--resolution", "32",
-                 "--iou-points", "20000", "--json", str(tmp_path / "e.json")]) == 0  # the dataset the checkpoint records
+    assert (
+        main(
+            [
+                "eval-model",
+                "--checkpoint",
+                str(ckpt),
+                "--identities",
+                "1",
+                "--frames",
+                "4",
+                "--resolution",
+                "32",
+                "--iou-points",
+                "20000",
+                "--json",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )  # the dataset the checkpoint records
     out = json.loads((tmp_path / "e.json").read_text())
     assert out["test_identities"]["per_identity"][0]["identity"] == "c4" and out["test_identities"]["iou"] > 0.8
-    assert main(["extract", "--checkpoint", str(ckpt), "--shape", "3", "--resolution", "64", "--out", str(tmp_path / "c3.ply")]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--checkpoint",
+                str(ckpt),
+                "--shape",
+                "3",
+                "--resolution",
+                "64",
+                "--out",
+                str(tmp_path / "c3.ply"),
+            ]
+        )
+        == 0
+    )
     v = trimesh.load(tmp_path / "c3.ply").vertices  # metres, y up, in the user's frame: 0.204 m long, 0.064 m wide
     assert np.ptp(v[:, 1]) == pytest.approx(0.204, abs=0.01) and np.ptp(v[:, 0]) == pytest.approx(0.064, abs=0.006)
     assert np.abs(v.mean(0)).max() < 0.01
@@ -248,13 +345,18 @@ def test_fit_depth_of_an_imported_shape(trained, tmp_path):
     from npm_core.data import depth
 
     ds, m, _ = trained
-    frames = [t for t, f in enumerate(ds.test_frames) if f["pose"] in ("bend_l", "bend_twist")
-              and ds.identities[f["identity"]]["id"] == "c4"]
+    frames = [
+        t
+        for t, f in enumerate(ds.test_frames)
+        if f["pose"] in ("bend_l", "bend_twist") and ds.identities[f["identity"]]["id"] == "c4"
+    ]
     # the fit reads depth in metres at the body scale (space.py): the capsules are rendered at that scale
     verts = space.model_to_metres(np.asarray(ds._npy("test_posed")[frames]))
     cam = depth.Camera.looking_at_subject(128, 96, distance=3.5)
     faces = ds.faces()
-    depth.write_sequence(tmp_path / "seq", cam, np.stack([depth.render_depth(cam, v, faces) for v in verts]), verts, faces)
+    depth.write_sequence(
+        tmp_path / "seq", cam, np.stack([depth.render_depth(cam, v, faces) for v in verts]), verts, faces
+    )
     seq = depth.read_sequence(tmp_path / "seq")
     cfg = fit.fast_config(use_segmentation=False, use_rotation=False)
     cfg.canonical_samples, cfg.init_resolution, cfg.final_resolution = 5000, 32, 48
@@ -292,16 +394,30 @@ def test_cli_train_on_an_imported_dataset(tmp_path):
 
     src = _small_folder(tmp_path / "src", idents=3, poses=("bend_l", "twist"))
     (src / "attributes.yaml").write_text(yaml.safe_dump({f"c{k}": {"radius_mm": RADII_MM[k]} for k in range(3)}))
-    import_meshes(src, tmp_path / "ds", ImportConfig(sdf=SdfConfig(samples=2000), flow=FlowConfig(samples_per_sigma=200)), workers=1)
+    import_meshes(
+        src,
+        tmp_path / "ds",
+        ImportConfig(sdf=SdfConfig(samples=2000), flow=FlowConfig(samples_per_sigma=200)),
+        workers=1,
+    )
     cfg = tmp_path / "t.yaml"
-    cfg.write_text(yaml.safe_dump({"shape": {"epochs": 1, "points_per_shape": 256}, "pose": {"epochs": 1, "points_per_frame": 64}}))
+    cfg.write_text(
+        yaml.safe_dump({"shape": {"epochs": 1, "points_per_shape": 256}, "pose": {"epochs": 1, "points_per_frame": 64}})
+    )
     ck = tmp_path / "ck"
-    assert main(["train", "shape", "--data", str(tmp_path / "ds"), "--out", str(ck), "--config", str(cfg), "--threads", "1"]) == 0
+    assert (
+        main(
+            ["train", "shape", "--data", str(tmp_path / "ds"), "--out", str(ck), "--config", str(cfg), "--threads", "1"]
+        )
+        == 0
+    )
     assert main(["train", "pose", "--out", str(ck), "--config", str(cfg), "--threads", "1"]) == 0
     info = layout.read_checkpoint_info(ck)
     assert info.config["dataset"] == "../ds" and info.config["domain"]["attributes"] == ["radius_mm"]
     assert "data" not in info.config and info.config["import"]["margin"] == 0.1
     ds = dataset.open_dataset(tmp_path / "ds")
     train = [ds.identities[i]["id"] for i in ds.split("train")]
-    assert [(x.identity, x.attributes) for x in info.shape_labels] == [(i, {"radius_mm": RADII_MM[int(i[1])]}) for i in train]
+    assert [(x.identity, x.attributes) for x in info.shape_labels] == [
+        (i, {"radius_mm": RADII_MM[int(i[1])]}) for i in train
+    ]
     assert info.num_pose_codes == 2 * len(train) and sorted({x.name for x in info.pose_labels}) == ["bend_l", "twist"]

@@ -25,10 +25,20 @@ def _sequence(d: Path, frames: int = 2) -> Path:
 def _fit(out: Path, seq: Path, frames: int = 2) -> Path:
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
     f = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]])
-    return layout.write_fit(out, sequence_dir=seq, meta={"checkpoint": "none", "frames": frames},
-                            arrays={"shape_code": np.zeros(3), "pose_codes": np.ones((frames, 2)),
-                                    "translation": np.zeros((frames, 3)), "loss_reconstruction": np.arange(frames)},
-                            canonical_vertices=v, faces=f, posed_vertices=np.stack([v + t for t in range(frames)]))
+    return layout.write_fit(
+        out,
+        sequence_dir=seq,
+        meta={"checkpoint": "none", "frames": frames},
+        arrays={
+            "shape_code": np.zeros(3),
+            "pose_codes": np.ones((frames, 2)),
+            "translation": np.zeros((frames, 3)),
+            "loss_reconstruction": np.arange(frames),
+        },
+        canonical_vertices=v,
+        faces=f,
+        posed_vertices=np.stack([v + t for t in range(frames)]),
+    )
 
 
 def test_fit_stores_the_sequence_relative_and_finds_it_after_a_move(tmp_path, monkeypatch):
@@ -66,12 +76,18 @@ def test_fit_sequence_paths_old_absolute_and_missing(tmp_path):
     meta_path.write_text(meta.replace("sequence: ../seq", f"sequence: {seq.resolve()}"))  # older versions wrote this
     assert layout.fit_sequence_dir(out) == seq.resolve()
     meta_path.write_text(meta.replace("sequence: ../seq", "sequence: /elsewhere/machine/seq"))
-    with pytest.raises(layout.FitResultError, match=r"fit\.yaml: sequence '/elsewhere/machine/seq' is not a depth-"
-                                                    r"sequence directory \(an absolute path from another machine"):
+    with pytest.raises(
+        layout.FitResultError,
+        match=r"fit\.yaml: sequence '/elsewhere/machine/seq' is not a depth-"
+        r"sequence directory \(an absolute path from another machine",
+    ):
         layout.fit_sequence_dir(out)
     meta_path.write_text(meta.replace("sequence: ../seq", "sequence: ../gone"))
-    with pytest.raises(layout.FitResultError, match=r"sequence '\.\./gone' is not a depth-sequence directory "
-                                                    r"\(resolved against .*fit; expected .*gone/camera\.json"):
+    with pytest.raises(
+        layout.FitResultError,
+        match=r"sequence '\.\./gone' is not a depth-sequence directory "
+        r"\(resolved against .*fit; expected .*gone/camera\.json",
+    ):
         layout.fit_sequence_dir(out)
     meta_path.write_text(meta.replace("sequence: ../seq\n", ""))
     with pytest.raises(layout.FitResultError, match="no 'sequence'"):
@@ -109,12 +125,24 @@ def test_fit_progress_log_is_tailed_line_by_line(tmp_path):
 
 def test_checkpoint_info_reads_metadata_without_torch():
     """The shipped checkpoint's labels and sizes, in a fresh process that never imports torch."""
-    code = ("import sys, json; from npm_core import layout; i = layout.read_checkpoint_info(sys.argv[1]); "
-            "print(json.dumps([i.num_shape_codes, i.shape_code_dim, i.num_pose_codes, i.pose_code_dim, i.identities[:2],"
-            " i.frame_names[:1], sorted(i.motions), len(i.motions['walk']), i.has_semantics, 'torch' in sys.modules]))")
+    code = (
+        "import sys, json; from npm_core import layout; i = layout.read_checkpoint_info(sys.argv[1]); "
+        "print(json.dumps([i.num_shape_codes, i.shape_code_dim, i.num_pose_codes, i.pose_code_dim, i.identities[:2],"
+        " i.frame_names[:1], sorted(i.motions), len(i.motions['walk']), i.has_semantics, 'torch' in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(BODY_V1)], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == [256, 64, 5592, 128, ["s0-00001", "s0-00002"], ["random 0"],
-                               ["arm_raise", "random", "squat", "torso_twist", "walk"], 648, True, False]
+    assert json.loads(out) == [
+        256,
+        64,
+        5592,
+        128,
+        ["s0-00001", "s0-00002"],
+        ["random 0"],
+        ["arm_raise", "random", "squat", "torso_twist", "walk"],
+        648,
+        True,
+        False,
+    ]
 
 
 def test_checkpoint_info_motions_and_codes_without_decoders(tmp_path, monkeypatch):
@@ -126,8 +154,14 @@ def test_checkpoint_info_motions_and_codes_without_decoders(tmp_path, monkeypatc
     cfg = decoders.ModelConfig(decoders.DecoderConfig(16, 2, 3, 2, 0), decoders.DecoderConfig(16, 2, 2, 2, 0))
     shape_codes, pose_codes = torch.randn(2, 3), torch.randn(4, 2)
     labels = [{"motion": "walk", "frame": 2}, {"motion": "kick", "frame": 0}, {"motion": "walk", "frame": 0}, {}]
-    checkpoint.save_stage(d, "shape", decoders.ShapeDecoder(cfg.shape), shape_codes, cfg,
-                          code_labels=[{"identity": "a", "phenotypes": {"age": 0.5}}, {"identity": "b"}])
+    checkpoint.save_stage(
+        d,
+        "shape",
+        decoders.ShapeDecoder(cfg.shape),
+        shape_codes,
+        cfg,
+        code_labels=[{"identity": "a", "phenotypes": {"age": 0.5}}, {"identity": "b"}],
+    )
     assert layout.is_checkpoint(d) and not layout.read_checkpoint_info(d).has_pose
     checkpoint.save_stage(d, "pose", decoders.PoseDecoder(cfg.pose, 3), pose_codes, cfg, code_labels=labels)
 

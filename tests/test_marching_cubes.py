@@ -70,9 +70,13 @@ def exact_zeros():
 
 @pytest.mark.parametrize("name", ["body", "torus", "noise", "ellipsoid", "exact zeros"])
 def test_same_triangles_as_skimage_lorensen(name):
-    values = {"body": lambda: grid_values(analytic.body), "torus": lambda: grid_values(analytic.torus),
-              "noise": noise_field, "exact zeros": exact_zeros,
-              "ellipsoid": lambda: ellipsoid(6, 10, 16, levelset=True).astype(np.float32)}[name]()
+    values = {
+        "body": lambda: grid_values(analytic.body),
+        "torus": lambda: grid_values(analytic.torus),
+        "noise": noise_field,
+        "exact zeros": exact_zeros,
+        "ellipsoid": lambda: ellipsoid(6, 10, 16, levelset=True).astype(np.float32),
+    }[name]()
     assert_same_triangles_as_skimage(values)
 
 
@@ -127,9 +131,7 @@ def test_all_254_single_cell_cases():
             assert frozenset((b, a) for a, b in face_segments[(axis, 1, signs)]) == segs
 
 
-@pytest.mark.parametrize(
-    "sdf, components, euler", [(analytic.body, 1, 2), (analytic.torus, 1, 0), (two_spheres, 2, 4)]
-)
+@pytest.mark.parametrize("sdf, components, euler", [(analytic.body, 1, 2), (analytic.torus, 1, 0), (two_spheres, 2, 4)])
 def test_closed_surfaces(sdf, components, euler):
     v, f = marching_cubes_dense(grid_values(sdf), origin=(-0.5,) * 3, spacing=(H,) * 3)
     assert (sdf(v).abs() <= 0.35 * H).all()  # world coordinates, within 0.35 cells of the surface

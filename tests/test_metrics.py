@@ -30,10 +30,22 @@ def test_chamfer_of_offset_spheres():
     assert metrics.chamfer_l2(a, fa, a, fa, n_points=20_000) < 1e-5
 
 
-@pytest.mark.parametrize("frames, expected", [
-    (1, [0]), (2, [0]), (49, [0]), (50, [0]), (99, [0]), (100, [0, 50]), (120, [0, 60]), (128, [0, 64]),
-    (149, [0, 74]), (150, [0, 50, 100]), (349, [0, 58, 116, 174, 232, 290]),
-])
+@pytest.mark.parametrize(
+    "frames, expected",
+    [
+        (1, [0]),
+        (2, [0]),
+        (49, [0]),
+        (50, [0]),
+        (99, [0]),
+        (100, [0, 50]),
+        (120, [0, 60]),
+        (128, [0, 64]),
+        (149, [0, 74]),
+        (150, [0, 50, 100]),
+        (349, [0, 58, 116, 174, 232, 290]),
+    ],
+)
 def test_reference_keyframes(frames, expected):
     assert metrics.reference_keyframes(frames) == expected
 

@@ -25,10 +25,12 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_every_npm_core_module_imports_without_gui_packages():
-    r = _run("import pkgutil, importlib, npm_core\n"
-             "names = [m.name for m in pkgutil.walk_packages(npm_core.__path__, 'npm_core.')]\n"
-             "[importlib.import_module(n) for n in names]\n"
-             "print(len(names), 'polyscope' in sys.modules)")
+    r = _run(
+        "import pkgutil, importlib, npm_core\n"
+        "names = [m.name for m in pkgutil.walk_packages(npm_core.__path__, 'npm_core.')]\n"
+        "[importlib.import_module(n) for n in names]\n"
+        "print(len(names), 'polyscope' in sys.modules)"
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     count, gui = r.stdout.split()
     assert int(count) > 20 and gui == "False"

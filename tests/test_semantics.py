@@ -36,10 +36,14 @@ def test_mlp_map_beats_linear_on_a_nonlinear_relation_and_roundtrips(tmp_path):
     lin = semantics.LinearMap.fit(x[:1200], y[:1200])
     mlp = semantics.MLPMap.fit(x[:1200], y[:1200], hidden=64, steps=1500)
     assert mlp.r2(xt, yt).mean() > 0.99 and lin.r2(xt, yt).mean() < 0.95
-    sem = semantics.Semantics(lin, lin, semantics.PCA.fit(y), np.zeros((2, 6)), mlp, semantics.PCA.fit(y), np.zeros((2, 4)))
+    sem = semantics.Semantics(
+        lin, lin, semantics.PCA.fit(y), np.zeros((2, 6)), mlp, semantics.PCA.fit(y), np.zeros((2, 4))
+    )
     semantics.save(sem, tmp_path / "s.npz")
     back = semantics.load(tmp_path / "s.npz")
-    assert isinstance(back.angles_to_pose, semantics.MLPMap) and isinstance(back.phenotype_to_shape, semantics.LinearMap)
+    assert isinstance(back.angles_to_pose, semantics.MLPMap) and isinstance(
+        back.phenotype_to_shape, semantics.LinearMap
+    )
     np.testing.assert_allclose(back.angles_to_pose(xt[:5]), mlp(xt[:5]))
 
 
@@ -86,9 +90,20 @@ def test_refine_through_the_decoders_lowers_held_out_loss_and_keeps_a_map_it_can
     torch.set_num_threads(1)
     m = checkpoint.load_model(ck)
     sem = semantics.compute(m, shape_map="mlp", pose_map="mlp")
-    cfg = semantics.RefineConfig(bodies=20, sdf_points=1024, poses=40, pose_points=256, shape_steps=60, pose_steps=60,
-                                 shape_batch=8, pose_batch=8, points_per_step=256, shape_lr=2e-3, pose_lr=2e-3,
-                                 validation=0.25)
+    cfg = semantics.RefineConfig(
+        bodies=20,
+        sdf_points=1024,
+        poses=40,
+        pose_points=256,
+        shape_steps=60,
+        pose_steps=60,
+        shape_batch=8,
+        pose_batch=8,
+        points_per_step=256,
+        shape_lr=2e-3,
+        pose_lr=2e-3,
+        validation=0.25,
+    )
     frozen = copy.deepcopy(sem)
     semantics.refine(frozen, m, semantics.RefineConfig(**{**cfg.__dict__, "shape_lr": 0.0, "pose_lr": 0.0}))
     np.testing.assert_array_equal(frozen.phenotype_to_shape.w2, sem.phenotype_to_shape.w2)  # lr 0: nothing kept

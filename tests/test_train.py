@@ -36,19 +36,58 @@ def spheres(n=4000, n_near=2800, seed=0) -> ShapeSamples:
 
 
 def shape_cfg(**kw) -> TrainShapeConfig:
-    base = dict(epochs=60, batch_shapes=3, points_per_shape=1024, lr_net=3e-3, lr_codes=3e-2, lr_decay_every=30,
-                prior_ramp_epochs=5, log_every_s=0.0)
+    base = dict(
+        epochs=60,
+        batch_shapes=3,
+        points_per_shape=1024,
+        lr_net=3e-3,
+        lr_codes=3e-2,
+        lr_decay_every=30,
+        prior_ramp_epochs=5,
+        log_every_s=0.0,
+    )
     return TrainShapeConfig(**{**base, **kw})
 
 
 def icosphere(subdivisions=2):
     """(vertices [V, 3] on the unit sphere, faces [F, 3] int64, CCW outward)."""
     t = (1 + 5**0.5) / 2
-    v = [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
-         [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]]
-    f = [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6],
-         [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10],
-         [8, 6, 7], [9, 8, 1]]
+    v = [
+        [-1, t, 0],
+        [1, t, 0],
+        [-1, -t, 0],
+        [1, -t, 0],
+        [0, -1, t],
+        [0, 1, t],
+        [0, -1, -t],
+        [0, 1, -t],
+        [t, 0, -1],
+        [t, 0, 1],
+        [-t, 0, -1],
+        [-t, 0, 1],
+    ]
+    f = [
+        [0, 11, 5],
+        [0, 5, 1],
+        [0, 1, 7],
+        [0, 7, 10],
+        [0, 10, 11],
+        [1, 5, 9],
+        [5, 11, 4],
+        [11, 10, 2],
+        [10, 7, 6],
+        [7, 1, 8],
+        [3, 9, 4],
+        [3, 4, 2],
+        [3, 2, 6],
+        [3, 6, 8],
+        [3, 8, 9],
+        [4, 9, 5],
+        [2, 4, 11],
+        [6, 2, 10],
+        [8, 6, 7],
+        [9, 8, 1],
+    ]
     for _ in range(subdivisions):
         mid, nf = {}, []
 
@@ -84,8 +123,16 @@ def deformed_spheres(frames=12, samples=600, seed=0) -> FlowSamples:
     bary = torch.rand(I, S, 3, generator=g)
     sigma_index = (torch.arange(S) >= S // 2).long()
     sigma = torch.tensor([0.002, 0.01])[sigma_index]
-    return FlowSamples(canon, torch.stack(posed), frame_shape, f, torch.randint(0, len(f), (I, S), generator=g),
-                       bary / bary.sum(-1, keepdim=True), sigma * (2 * torch.rand(I, S, generator=g) - 1), sigma_index)
+    return FlowSamples(
+        canon,
+        torch.stack(posed),
+        frame_shape,
+        f,
+        torch.randint(0, len(f), (I, S), generator=g),
+        bary / bary.sum(-1, keepdim=True),
+        sigma * (2 * torch.rand(I, S, generator=g) - 1),
+        sigma_index,
+    )
 
 
 # -------------------------------------------------------------------- shape stage
@@ -93,8 +140,14 @@ def deformed_spheres(frames=12, samples=600, seed=0) -> FlowSamples:
 
 def test_shape_training_learns_the_sphere_family(tmp_path):
     events = []
-    res = train_shape(spheres(), shape_cfg(), TINY, tmp_path, progress=events.append,
-                      code_labels=[{"id": f"r{float(r):.2f}"} for r in RADII])
+    res = train_shape(
+        spheres(),
+        shape_cfg(),
+        TINY,
+        tmp_path,
+        progress=events.append,
+        code_labels=[{"id": f"r{float(r):.2f}"} for r in RADII],
+    )
     first, last = res.history[0]["sdf"], res.history[-1]["sdf"]
     assert last < 0.15 * first, (first, last)
     # each learned code reproduces its own sphere: zero crossing along rays at the right radius
@@ -149,8 +202,16 @@ def test_pose_training_reduces_flow_error(tmp_path):
     shape_codes = torch.randn(2, TINY.shape.code_dim) * 0.1
     x, y = flow.pairs(torch.arange(flow.num_frames), torch.arange(600).expand(flow.num_frames, -1))
     identity_epe = (x - y).norm(dim=-1).mean()
-    cfg = TrainPoseConfig(epochs=80, batch_frames=4, points_per_frame=256, lr_net=3e-3, lr_codes=3e-2,
-                          lr_decay_every=40, prior_ramp_epochs=5, log_every_s=0.0)
+    cfg = TrainPoseConfig(
+        epochs=80,
+        batch_frames=4,
+        points_per_frame=256,
+        lr_net=3e-3,
+        lr_codes=3e-2,
+        lr_decay_every=40,
+        prior_ramp_epochs=5,
+        log_every_s=0.0,
+    )
     labels = [{"motion": "bend", "frame": t, "shape_index": int(flow.frame_shape[t])} for t in range(flow.num_frames)]
     res = train_pose(flow, None, shape_codes, cfg, TINY, tmp_path, code_labels=labels)
     assert res.history[-1]["flow"] < 0.05 * res.history[0]["flow"]
@@ -178,8 +239,9 @@ def _run_script(tmp_path, out, epochs, **kw):
     script = tmp_path / "run.py"
     if not script.exists():
         script.write_text(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
-    return subprocess.Popen([sys.executable, str(script), str(out), str(epochs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(out), str(epochs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw
+    )
 
 
 def test_resume_after_sigkill(tmp_path):

@@ -99,8 +99,15 @@ def _plane_extent(points: np.ndarray, normal: np.ndarray) -> float:
     return float(_span(np.stack([points @ a, points @ b], 1)).max())
 
 
-def fit_plane(points: np.ndarray, tol: float, rng: np.random.Generator, iters: int, sample: int,
-              prior: np.ndarray | None = None, max_tilt_deg: float = 90.0):
+def fit_plane(
+    points: np.ndarray,
+    tol: float,
+    rng: np.random.Generator,
+    iters: int,
+    sample: int,
+    prior: np.ndarray | None = None,
+    max_tilt_deg: float = 90.0,
+):
     """RANSAC plane of points [N,3]: (unit normal [3], offset d with n.p + d = 0, inlier mask [N])
     or None. With `prior`, only normals within max_tilt_deg of it count (returned pointing its way).
     The winner is refined by least squares on its inliers."""
@@ -145,8 +152,10 @@ def _components(depth: np.ndarray, keep: np.ndarray, edge_m: float):
     n = int(keep.sum())
     idx[keep] = np.arange(n)
     rows, cols = [], []
-    for a, b, da, db in [(idx[:, :-1], idx[:, 1:], depth[:, :-1], depth[:, 1:]),
-                         (idx[:-1], idx[1:], depth[:-1], depth[1:])]:
+    for a, b, da, db in [
+        (idx[:, :-1], idx[:, 1:], depth[:, :-1], depth[:, 1:]),
+        (idx[:-1], idx[1:], depth[:-1], depth[1:]),
+    ]:
         e = (a >= 0) & (b >= 0) & (np.abs(da - db) < edge_m)
         rows.append(a[e])
         cols.append(b[e])
@@ -172,13 +181,27 @@ def _seen(t, text: str, z: np.ndarray, floor: int, background: int) -> str:
 
 def _check_scale(t, size: float, n: int, dist: float, cfg: SegmentConfig, z, floor, background):
     if not cfg.min_size_m <= size <= cfg.max_size_m:
-        raise SegmentationError(_seen(t, f"the subject ({n} points, {dist:.1f} m from the camera) is {size:.2f} m across, "
-                                         f"outside the plausible {cfg.min_size_m}-{cfg.max_size_m} m: wrong depth scale?",
-                                      z, floor, background))
+        raise SegmentationError(
+            _seen(
+                t,
+                f"the subject ({n} points, {dist:.1f} m from the camera) is {size:.2f} m across, "
+                f"outside the plausible {cfg.min_size_m}-{cfg.max_size_m} m: wrong depth scale?",
+                z,
+                floor,
+                background,
+            )
+        )
 
 
-def segment_frame(depth: np.ndarray, camera: Camera, cfg: SegmentConfig | None = None, box=None,
-                  user_mask: np.ndarray | None = None, up: np.ndarray | None = None, frame: int = 0) -> FrameSegmentation:
+def segment_frame(
+    depth: np.ndarray,
+    camera: Camera,
+    cfg: SegmentConfig | None = None,
+    box=None,
+    user_mask: np.ndarray | None = None,
+    up: np.ndarray | None = None,
+    frame: int = 0,
+) -> FrameSegmentation:
     """Segment the subject of one depth frame [H,W] metres (0 = none).
 
     user_mask [H,W] bool: taken as the subject (where there is depth), nothing else is done but
@@ -191,14 +214,26 @@ def segment_frame(depth: np.ndarray, camera: Camera, cfg: SegmentConfig | None =
     pix = np.flatnonzero(depth.ravel() > 0)  # the valid pixels; everything below is per valid pixel
     valid = len(pix)
     if not valid:  # nothing measured: nothing to keep (a fit carries such frames by its temporal term)
-        return FrameSegmentation(np.zeros(depth.shape, bool), "auto" if user_mask is None else "masks", 0, 0, 0, 0, 0,
-                                 np.full(3, np.nan), 0.0, None)
+        return FrameSegmentation(
+            np.zeros(depth.shape, bool),
+            "auto" if user_mask is None else "masks",
+            0,
+            0,
+            0,
+            0,
+            0,
+            np.full(3, np.nan),
+            0.0,
+            None,
+        )
     p = camera_points(camera, depth, pix)
     floor_n, n_floor, n_bg = None, 0, 0
     if user_mask is not None:
         sel, source = user_mask.ravel()[pix], "masks"
         if not sel.any():
-            raise SegmentationError(f"frame {frame}: the user mask marks no pixel with depth ({valid} pixels have depth)")
+            raise SegmentationError(
+                f"frame {frame}: the user mask marks no pixel with depth ({valid} pixels have depth)"
+            )
     else:
         source = "box" if box is not None else "auto"
         rng = np.random.default_rng(cfg.seed)
@@ -207,8 +242,15 @@ def segment_frame(depth: np.ndarray, camera: Camera, cfg: SegmentConfig | None =
         prior = up_in_camera(camera) if up is None else np.asarray(up, float) / np.linalg.norm(up)
         for wall in [False, True, True]:  # the floor (near the up prior), then up to two walls
             q = p[keep]
-            pl = fit_plane(q, cfg.floor_tol_m, rng, cfg.ransac_iters, cfg.ransac_sample,
-                           None if wall else prior, cfg.floor_max_tilt_deg)
+            pl = fit_plane(
+                q,
+                cfg.floor_tol_m,
+                rng,
+                cfg.ransac_iters,
+                cfg.ransac_sample,
+                None if wall else prior,
+                cfg.floor_max_tilt_deg,
+            )
             wide = cfg.wall_min_extent_m if wall else cfg.floor_min_extent_m
             # a floor has (almost) nothing below it: not a horizontal limb above the legs
             below = 0 if pl is None or wall else ((q @ pl[0] + pl[1]) < -cfg.floor_tol_m).mean()
@@ -229,8 +271,18 @@ def segment_frame(depth: np.ndarray, camera: Camera, cfg: SegmentConfig | None =
     _check_scale(frame, size, len(kept), float(np.median(kept[:, 2])), cfg, p[:, 2], n_floor, n_bg)
     mask = np.zeros(depth.size, bool)
     mask[pix[sel]] = True
-    return FrameSegmentation(mask.reshape(depth.shape), source, valid, n_floor, n_bg, int(valid - n_floor - n_bg - sel.sum()),
-                             int(sel.sum()), np.median(_world(camera, kept), 0), size, floor_n)
+    return FrameSegmentation(
+        mask.reshape(depth.shape),
+        source,
+        valid,
+        n_floor,
+        n_bg,
+        int(valid - n_floor - n_bg - sel.sum()),
+        int(sel.sum()),
+        np.median(_world(camera, kept), 0),
+        size,
+        floor_n,
+    )
 
 
 def _choose(depth, pix, p, keep, cfg, box, frame, n_floor, n_bg) -> np.ndarray:
@@ -266,9 +318,17 @@ def _choose(depth, pix, p, keep, cfg, box, frame, n_floor, n_bg) -> np.ndarray:
         seen.append((int(sizes[c]), med[2], size))
     if seen:  # candidates were there, but none of a body's size
         n, dist, size = seen[0]
-        raise SegmentationError(_seen(frame, f"no component of a body's size ({cfg.min_size_m}-{cfg.max_size_m} m) {where}; "
-                                             f"the largest there was {n} points, {size:.2f} m across, {dist:.1f} m away: "
-                                             f"wrong depth scale?", p[:, 2], n_floor, n_bg))
+        raise SegmentationError(
+            _seen(
+                frame,
+                f"no component of a body's size ({cfg.min_size_m}-{cfg.max_size_m} m) {where}; "
+                f"the largest there was {n} points, {size:.2f} m across, {dist:.1f} m away: "
+                f"wrong depth scale?",
+                p[:, 2],
+                n_floor,
+                n_bg,
+            )
+        )
     text = f"no component larger than {cfg.min_points} points {where}"
     if spanning:
         text += f" apart from {spanning} spanning the image (background)"
@@ -386,7 +446,9 @@ def save_segments(directory, segments) -> None:
         seg_dir.mkdir(exist_ok=True)
         for t, s in enumerate(segments):
             _save_png_atomic(layout.sequence_segmentation_path(directory, t), s.mask.astype(np.uint8) * 255)
-        write_text_atomic(layout.sequence_segmentation_summary_path(directory), json.dumps([s.summary() for s in segments], indent=1))
+        write_text_atomic(
+            layout.sequence_segmentation_summary_path(directory), json.dumps([s.summary() for s in segments], indent=1)
+        )
     except OSError as e:  # a read-only sequence still segments
         warnings.warn(f"{seg_dir}: segmentation not saved ({e})", stacklevel=2)
 
@@ -439,17 +501,25 @@ class Prepared:
 
     def summary(self) -> dict:
         """What preparing did, for a fit's metadata: pixels kept and removed, centre and offset (metres)."""
-        return {"kept": int(sum(s.kept for s in self.segments)), "removed": int(self.removed),
-                "sources": sorted({s.source for s in self.segments}),
-                "centre_m": np.round(self.centre_m, 4).tolist(), "offset_m": np.round(self.offset_m, 4).tolist()}
+        return {
+            "kept": int(sum(s.kept for s in self.segments)),
+            "removed": int(self.removed),
+            "sources": sorted({s.source for s in self.segments}),
+            "centre_m": np.round(self.centre_m, 4).tolist(),
+            "offset_m": np.round(self.offset_m, 4).tolist(),
+        }
 
     def save(self, directory) -> None:
         """Write the kept masks (save_segments) and segmentation/centre.json into a sequence directory."""
         save_segments(directory, self.segments)
         path = layout.sequence_centre_path(directory)
         try:
-            write_text_atomic(path, json.dumps({"centre_m": np.round(self.centre_m, 4).tolist(),
-                                                "offset_m": np.round(self.offset_m, 4).tolist()}))
+            write_text_atomic(
+                path,
+                json.dumps(
+                    {"centre_m": np.round(self.centre_m, 4).tolist(), "offset_m": np.round(self.offset_m, 4).tolist()}
+                ),
+            )
         except OSError as e:
             warnings.warn(f"{path}: not saved ({e})", stacklevel=2)
 

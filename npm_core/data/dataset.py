@@ -88,8 +88,10 @@ class AnnySource:
         ic = cfg.identities
         idents = bodies.sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)
         self.phenotypes = bodies.phenotype_array(idents)
-        self.identities = [{"id": x.id, "split": x.split, "age_years": round(x.age_years, 2), "phenotypes": x.phenotypes}
-                           for x in idents]
+        self.identities = [
+            {"id": x.id, "split": x.split, "age_years": round(x.age_years, 2), "phenotypes": x.phenotypes}
+            for x in idents
+        ]
         train = [i for i, x in enumerate(idents) if x.split == "train"]
         test = [i for i, x in enumerate(idents) if x.split == "test"]
         pc = cfg.poses
@@ -99,8 +101,9 @@ class AnnySource:
         self.frames = [_anny_frame(i, "random", k, a) for k, (i, a) in enumerate(zip(rand_ident, rand_angles))]
         movers = rng.choice(train, size=min(pc.motion_identities, len(train)), replace=False)
         self.frames += _motion_frames(movers, cfg.train_motions, pc.motion_stride)
-        self.test_frames = (_motion_frames(movers[:4], cfg.test_motions, 2)
-                            + _motion_frames(test[:8], cfg.test_motions + cfg.train_motions[:1], 2))
+        self.test_frames = _motion_frames(movers[:4], cfg.test_motions, 2) + _motion_frames(
+            test[:8], cfg.test_motions + cfg.train_motions[:1], 2
+        )
 
     def faces(self):
         from .. import bodies
@@ -118,12 +121,21 @@ class AnnySource:
     def posed(self, frames):
         from .. import bodies
 
-        return bodies.body_meshes(self.phenotypes[[f["identity"] for f in frames]], np.stack([f["angles"] for f in frames]),
-                                  root_yaw_deg=np.array([f["root_yaw"] for f in frames]))
+        return bodies.body_meshes(
+            self.phenotypes[[f["identity"] for f in frames]],
+            np.stack([f["angles"] for f in frames]),
+            root_yaw_deg=np.array([f["root_yaw"] for f in frames]),
+        )
 
 
 def _anny_frame(i, motion, frame, angles, yaw=0.0):
-    return {"identity": int(i), "motion": motion, "frame": int(frame), "angles": np.asarray(angles), "root_yaw": float(yaw)}
+    return {
+        "identity": int(i),
+        "motion": motion,
+        "frame": int(frame),
+        "angles": np.asarray(angles),
+        "root_yaw": float(yaw),
+    }
 
 
 def _motion_frames(identity_indices, motions, stride):
@@ -158,8 +170,9 @@ def _label(frame: dict) -> dict:
     return out
 
 
-def write_dataset(out: Path, src: DomainSource, sdf: SdfConfig, flow: FlowConfig, config, progress=None,
-                  workers: int = 2) -> Path:
+def write_dataset(
+    out: Path, src: DomainSource, sdf: SdfConfig, flow: FlowConfig, config, progress=None, workers: int = 2
+) -> Path:
     """Build the dataset of a domain source into directory `out` (replaced if there), under a temporary
     name renamed at the end. `config` (a dataclass) is saved as config.yaml. Returns `out`."""
     out = Path(out)
@@ -171,13 +184,19 @@ def write_dataset(out: Path, src: DomainSource, sdf: SdfConfig, flow: FlowConfig
         n_near = _write_arrays(work, src, sdf, flow, progress or (lambda *a: None), workers)
         t0 = time.time()
         for name, rows in [("frames", src.frames), ("test_frames", src.test_frames)]:
-            write_text_atomic(layout.dataset_frames_path(work, test=name == "test_frames"),
-                              yaml.safe_dump([_label(r) for r in rows], width=10_000, sort_keys=False))
+            write_text_atomic(
+                layout.dataset_frames_path(work, test=name == "test_frames"),
+                yaml.safe_dump([_label(r) for r in rows], width=10_000, sort_keys=False),
+            )
         write_text_atomic(layout.dataset_identities_path(work), yaml.safe_dump(src.identities, sort_keys=False))
         write_text_atomic(layout.dataset_domain_path(work), yaml.safe_dump(asdict(src.info), sort_keys=False))
         save(config, layout.dataset_config_path(work))
-        write_text_atomic(layout.dataset_done_path(work), yaml.safe_dump(
-            {"seconds": round(n_near[1] + time.time() - t0, 1), "n_near": n_near[0], "joints": src.info.joints}))
+        write_text_atomic(
+            layout.dataset_done_path(work),
+            yaml.safe_dump(
+                {"seconds": round(n_near[1] + time.time() - t0, 1), "n_near": n_near[0], "joints": src.info.joints}
+            ),
+        )
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
@@ -199,8 +218,10 @@ def _write_arrays(out: Path, src: DomainSource, sc: SdfConfig, fc: FlowConfig, r
     # --- SDF samples, one identity at a time (warp BVH queries), in worker processes
     pts = np.lib.format.open_memmap(_tmp(arr_path("sdf_points")), "w+", np.float32, (n, sc.samples, 3))
     val = np.lib.format.open_memmap(_tmp(arr_path("sdf_values")), "w+", np.float32, (n, sc.samples))
-    jobs = [(canonical[i], faces, sc.samples, sc.near_fraction, sc.near_max_offset, 0.5, sc.seed * 100003 + i)
-            for i in range(n)]
+    jobs = [
+        (canonical[i], faces, sc.samples, sc.near_fraction, sc.near_max_offset, 0.5, sc.seed * 100003 + i)
+        for i in range(n)
+    ]
     n_near = 0
     with _pool(workers) as pool:
         for i, (p, v, near) in enumerate(pool.imap(_sdf_job, jobs)):
@@ -290,16 +311,25 @@ class Dataset:
     def shape_code_labels(self) -> list[dict]:
         """meta.yaml labels of the shape codes (one per training identity, split order): identity and
         the identity's labels (Anny: phenotypes, age_years; imported meshes: attributes)."""
-        return [{"identity": x["id"], **{k: v for k, v in x.items() if k not in ("id", "split")}}
-                for x in (self.identities[i] for i in self.split("train"))]
+        return [
+            {"identity": x["id"], **{k: v for k, v in x.items() if k not in ("id", "split")}}
+            for x in (self.identities[i] for i in self.split("train"))
+        ]
 
     def pose_code_labels(self) -> list[dict]:
         """meta.yaml labels of the pose codes (one per training frame): motion, frame, shape index, identity,
         and the frame's other labels (Anny: angles)."""
         row = {g: k for k, g in enumerate(self.split("train"))}
-        return [{"motion": f["motion"], "frame": f["frame"], "shape_index": row[f["identity"]],
-                 "identity": self.identities[f["identity"]]["id"],
-                 **{k: v for k, v in f.items() if k not in ("motion", "frame", "identity")}} for f in self.frames]
+        return [
+            {
+                "motion": f["motion"],
+                "frame": f["frame"],
+                "shape_index": row[f["identity"]],
+                "identity": self.identities[f["identity"]]["id"],
+                **{k: v for k, v in f.items() if k not in ("motion", "frame", "identity")},
+            }
+            for f in self.frames
+        ]
 
     def canonical(self, indices=None) -> np.ndarray:
         a = self._npy("canonical")
@@ -307,8 +337,11 @@ class Dataset:
 
     def shape_samples(self, indices: list[int]) -> ShapeSamples:
         """SDF samples of the identities `indices` (e.g. split('train')), in that order."""
-        return ShapeSamples(torch.from_numpy(np.asarray(self._npy("sdf_points")[indices])),
-                            torch.from_numpy(np.asarray(self._npy("sdf_values")[indices])), self.n_near)
+        return ShapeSamples(
+            torch.from_numpy(np.asarray(self._npy("sdf_points")[indices])),
+            torch.from_numpy(np.asarray(self._npy("sdf_values")[indices])),
+            self.n_near,
+        )
 
     def flow_samples(self, test: bool = False) -> FlowSamples:
         """Flow samples of the training frames (or held-out frames). frame_shape indexes the
@@ -343,12 +376,20 @@ def open_dataset(path) -> Dataset:
 
     path = Path(path)
     if not layout.is_dataset(path):
-        raise FileNotFoundError(f"{path}: not a built dataset (no {layout.dataset_done_path(path).name}; "
-                                f"expected the output of `npms data build` or `npms data import`)")
+        raise FileNotFoundError(
+            f"{path}: not a built dataset (no {layout.dataset_done_path(path).name}; "
+            f"expected the output of `npms data build` or `npms data import`)"
+        )
     done = yaml.safe_load(layout.dataset_done_path(path).read_text())
     dom_path = layout.dataset_domain_path(path)
     info = info_from_dict(yaml.safe_load(dom_path.read_text())) if dom_path.is_file() else anny_info()
     cfg = load_cfg(ImportConfig if info.source == "meshes" else DataConfig, layout.dataset_config_path(path))
-    return Dataset(path, cfg, yaml.safe_load(layout.dataset_identities_path(path).read_text()),
-                   yaml.safe_load(layout.dataset_frames_path(path).read_text()) or [],
-                   yaml.safe_load(layout.dataset_frames_path(path, test=True).read_text()) or [], done["n_near"], info)
+    return Dataset(
+        path,
+        cfg,
+        yaml.safe_load(layout.dataset_identities_path(path).read_text()),
+        yaml.safe_load(layout.dataset_frames_path(path).read_text()) or [],
+        yaml.safe_load(layout.dataset_frames_path(path, test=True).read_text()) or [],
+        done["n_near"],
+        info,
+    )

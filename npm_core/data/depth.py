@@ -36,8 +36,9 @@ class Camera:
     world_from_camera: list = field(default_factory=lambda: np.eye(4).tolist())
 
     @staticmethod
-    def looking_at_subject(width: int = 320, height: int = 240, distance: float = 2.8,
-                           height_m: float = 0.0, fov_y_deg: float = 45.0) -> Camera:
+    def looking_at_subject(
+        width: int = 320, height: int = 240, distance: float = 2.8, height_m: float = 0.0, fov_y_deg: float = 45.0
+    ) -> Camera:
         """A camera `distance` metres in front of the subject (on +z), looking at it (-z)."""
         fy = 0.5 * height / np.tan(np.deg2rad(fov_y_deg) / 2)
         pose = np.eye(4)
@@ -79,8 +80,9 @@ def _ray_kernel():
     wp, _ = _warp()
 
     @wp.kernel
-    def cast(mesh: wp.uint64, origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3),
-             out_t: wp.array(dtype=float)):
+    def cast(
+        mesh: wp.uint64, origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3), out_t: wp.array(dtype=float)
+    ):
         tid = wp.tid()
         q = wp.mesh_query_ray(mesh, origins[tid], dirs[tid], 1.0e6)
         if q.result:
@@ -99,8 +101,16 @@ def render_depth(camera: Camera, vertices: np.ndarray, faces: np.ndarray) -> np.
     o, d = camera.rays()
     mesh = warp_mesh(vertices, faces)
     t = wp.zeros(len(d), dtype=float)
-    wp.launch(cast, dim=len(d), inputs=[mesh.id, wp.array(o.astype(np.float32), dtype=wp.vec3),
-                                        wp.array(d.astype(np.float32), dtype=wp.vec3), t])
+    wp.launch(
+        cast,
+        dim=len(d),
+        inputs=[
+            mesh.id,
+            wp.array(o.astype(np.float32), dtype=wp.vec3),
+            wp.array(d.astype(np.float32), dtype=wp.vec3),
+            t,
+        ],
+    )
     # directions have unit camera-z, so the ray parameter is the depth itself
     return t.numpy().reshape(camera.height, camera.width).astype(np.float32)
 
@@ -119,7 +129,9 @@ def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=No
     max_m = 65535 / camera.depth_scale
     for i, d in enumerate(depths):
         if np.nanmax(d, initial=0) > max_m:
-            raise SequenceError(f"frame {i}: depth {np.nanmax(d):.2f} m exceeds {max_m:.2f} m at depth_scale {camera.depth_scale}")
+            raise SequenceError(
+                f"frame {i}: depth {np.nanmax(d):.2f} m exceeds {max_m:.2f} m at depth_scale {camera.depth_scale}"
+            )
         q = np.round(np.nan_to_num(d, nan=0.0) * camera.depth_scale).astype(np.uint16)
         Image.fromarray(q).save(layout.sequence_depth_path(directory, i))
     if gt_vertices is not None:
@@ -131,8 +143,10 @@ def write_sequence(directory, camera: Camera, depths, gt_vertices=None, faces=No
 def read_camera(directory) -> Camera:
     path = layout.sequence_camera_path(directory)
     if not path.is_file():
-        raise SequenceError(f"{directory}: no {path.name} (expected a depth-sequence directory: {path.name} + "
-                            f"{layout.sequence_depth_dir(directory).name}/)")
+        raise SequenceError(
+            f"{directory}: no {path.name} (expected a depth-sequence directory: {path.name} + "
+            f"{layout.sequence_depth_dir(directory).name}/)"
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -149,8 +163,11 @@ def read_camera(directory) -> Camera:
         raise SequenceError(f"{path}: unknown field(s) {unknown}; expected some of {sorted(known)}")
     for k, v in data.items():  # JSON's types: a number written as "500" is an error, not a string to guess at
         if k == "world_from_camera":
-            ok = isinstance(v, list) and len(v) == 4 and all(
-                isinstance(r, list) and len(r) == 4 and all(_is_number(x) for x in r) for r in v)
+            ok = (
+                isinstance(v, list)
+                and len(v) == 4
+                and all(isinstance(r, list) and len(r) == 4 and all(_is_number(x) for x in r) for r in v)
+            )
             want = "a 4x4 row-major list of finite numbers"
         elif k in ("width", "height"):
             ok, want = isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer (pixels)"
@@ -198,8 +215,10 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
         try:
             a = np.asarray(Image.open(f)) if f.suffix == ".png" else np.load(f, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:  # not an image, truncated, pickled or not .npy at all
-            raise SequenceError(f"{f}: not a readable depth {'PNG' if f.suffix == '.png' else '.npy array'} "
-                                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+            raise SequenceError(
+                f"{f}: not a readable depth {'PNG' if f.suffix == '.png' else '.npy array'} "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+            ) from None
         if f.suffix == ".png":
             if a.dtype != np.uint16 and a.dtype != np.int32:
                 raise SequenceError(f"{f}: expected a 16-bit single-channel PNG, got {a.dtype} {a.shape}")
@@ -209,7 +228,9 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
         else:
             d = a.astype(np.float32)
         if d.shape != (cam.height, cam.width):
-            raise SequenceError(f"{f}: size {d.shape[::-1]} (w, h) differs from camera.json's {(cam.width, cam.height)}")
+            raise SequenceError(
+                f"{f}: size {d.shape[::-1]} (w, h) differs from camera.json's {(cam.width, cam.height)}"
+            )
         bad = ~np.isfinite(d)
         if bad.any():
             warnings.warn(f"{f}: {int(bad.sum())} non-finite pixels treated as 'no measurement'", stacklevel=2)
@@ -218,12 +239,21 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
         depths.append(d)
     gt_v, gt_f = read_meshes(layout.sequence_gt_dir(directory), frames)
     if gt_v is not None and len(gt_v) != len(depths):
-        raise SequenceError(f"{layout.sequence_gt_dir(directory)}: {len(gt_v)} gt meshes for {len(depths)} depth frames")
+        raise SequenceError(
+            f"{layout.sequence_gt_dir(directory)}: {len(gt_v)} gt meshes for {len(depths)} depth frames"
+        )
     return DepthSequence(cam, np.stack(depths), gt_v, gt_f, directory)
 
 
-def synthesize_sequence(directory, phenotypes, motion_name: str, camera: Camera | None = None,
-                        frames: int | None = None, with_gt: bool = True, compact: bool = False) -> DepthSequence:
+def synthesize_sequence(
+    directory,
+    phenotypes,
+    motion_name: str,
+    camera: Camera | None = None,
+    frames: int | None = None,
+    with_gt: bool = True,
+    compact: bool = False,
+) -> DepthSequence:
     """Render a depth sequence of an Anny identity performing a motion (world = canonical axes, metres).
 
     The motion's root translation is applied in world, so a fit has to track it. More frames

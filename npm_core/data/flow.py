@@ -16,8 +16,9 @@ from .samples import flow_points
 from .sdf import sample_surface
 
 
-def flow_sample_set(canonical_vertices: np.ndarray, faces: np.ndarray, per_sigma: int,
-                    sigmas=(0.002, 0.01), seed: int = 0):
+def flow_sample_set(
+    canonical_vertices: np.ndarray, faces: np.ndarray, per_sigma: int, sigmas=(0.002, 0.01), seed: int = 0
+):
     """Fixed flow samples of one identity: (face [S], barycentric [S,3], offset [S], sigma_index [S]),
     S = per_sigma * len(sigmas); offsets in model units."""
     rng = np.random.default_rng(seed)
@@ -29,8 +30,9 @@ def flow_sample_set(canonical_vertices: np.ndarray, faces: np.ndarray, per_sigma
     return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
-def posed_flow_points(vertices: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray,
-                      offset: np.ndarray) -> np.ndarray:
+def posed_flow_points(
+    vertices: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
     """Points [S,3] of one flow sample set on a mesh with vertices [V,3] (canonical or posed)."""
     out = flow_points(
         torch.as_tensor(vertices, dtype=torch.float32)[None],

@@ -49,7 +49,9 @@ def read_frames(src, depth_scale: float) -> tuple[list[Path], np.ndarray]:
         if a.ndim != 2 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
             raise SequenceError(f"{f}: expected a 2-D depth image, got {a.dtype} {a.shape}")
         if depths and a.shape != depths[0].shape:
-            raise SequenceError(f"{f}: size {a.shape[::-1]} (w, h) differs from {files[0].name}'s {depths[0].shape[::-1]}")
+            raise SequenceError(
+                f"{f}: size {a.shape[::-1]} (w, h) differs from {files[0].name}'s {depths[0].shape[::-1]}"
+            )
         d = a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) else (a / depth_scale).astype(np.float32)
         d[~np.isfinite(d) | (d < 0)] = 0.0
         depths.append(d)
@@ -80,8 +82,20 @@ class Imported:
     centre_camera: np.ndarray  # [3] the subject's centre in the camera frame, metres (the world origin)
 
 
-def import_depth(src, out, fx: float, fy: float, cx: float, cy: float, depth_scale: float = 1000.0,
-                 masks=None, box=None, up="auto", fps: float = 30.0, cfg: capture.SegmentConfig | None = None) -> Imported:
+def import_depth(
+    src,
+    out,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    depth_scale: float = 1000.0,
+    masks=None,
+    box=None,
+    up="auto",
+    fps: float = 30.0,
+    cfg: capture.SegmentConfig | None = None,
+) -> Imported:
     """Write the depth-sequence directory `out` from the frames in `src` (see the module docstring).
 
     masks: a folder with one mask PNG per frame (same file name stem, nonzero = subject), copied to
@@ -127,8 +141,9 @@ def import_depth(src, out, fx: float, fy: float, cx: float, cy: float, depth_sca
         except capture.SegmentationError as e:
             errors.append(str(e))
     if not segs:
-        raise capture.SegmentationError(f"{src}: no subject in the first {len(errors)} frames (give --box or --masks); "
-                                        + errors[0])
+        raise capture.SegmentationError(
+            f"{src}: no subject in the first {len(errors)} frames (give --box or --masks); " + errors[0]
+        )
     normals = [s.floor_normal for s in segs.values() if s.floor_normal is not None]
     if given:
         up_cam, up_from = prior, "given"
@@ -153,9 +168,17 @@ def import_depth(src, out, fx: float, fy: float, cx: float, cy: float, depth_sca
 
             for t, m in enumerate(user):
                 Image.fromarray(m.astype(np.uint8) * 255).save(layout.sequence_mask_path(tmp, t))
-        layout.sequence_capture_path(tmp).write_text(json.dumps({
-            "box": None if box is None else list(box), "up_camera": np.round(up_cam, 6).tolist(), "up_from": up_from,
-            "frames": [f.name for f in files]}, indent=1))
+        layout.sequence_capture_path(tmp).write_text(
+            json.dumps(
+                {
+                    "box": None if box is None else list(box),
+                    "up_camera": np.round(up_cam, 6).tolist(),
+                    "up_from": up_from,
+                    "frames": [f.name for f in files],
+                },
+                indent=1,
+            )
+        )
         read_sequence(tmp)  # what was written reads back
         if out.is_dir():
             out.rmdir()
@@ -164,5 +187,8 @@ def import_depth(src, out, fx: float, fy: float, cx: float, cy: float, depth_sca
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if errors:
-        warnings.warn(f"{len(errors)} of the first {len(ts) + len(errors)} frames had no subject; first: {errors[0]}", stacklevel=2)
+        warnings.warn(
+            f"{len(errors)} of the first {len(ts) + len(errors)} frames had no subject; first: {errors[0]}",
+            stacklevel=2,
+        )
     return Imported(len(depths), up_cam, up_from, centre_cam)

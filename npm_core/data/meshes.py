@@ -31,9 +31,14 @@ class MeshFolderError(ValueError):
     """A mesh folder that does not have the documented layout or one topology."""
 
 
-_UP = {"+y": np.eye(3), "-y": np.diag([1.0, -1.0, -1.0]),
-       "+z": np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]]), "-z": np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]),
-       "+x": np.array([[0, -1.0, 0], [1.0, 0, 0], [0, 0, 1.0]]), "-x": np.array([[0, 1.0, 0], [-1.0, 0, 0], [0, 0, 1.0]])}
+_UP = {
+    "+y": np.eye(3),
+    "-y": np.diag([1.0, -1.0, -1.0]),
+    "+z": np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]]),
+    "-z": np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]),
+    "+x": np.array([[0, -1.0, 0], [1.0, 0, 0], [0, 0, 1.0]]),
+    "-x": np.array([[0, 1.0, 0], [-1.0, 0, 0], [0, 0, 1.0]]),
+}
 
 
 def _read_mesh(path: Path):
@@ -75,13 +80,19 @@ class MeshFolderSource:
         dom = _yaml(layout.mesh_folder_domain_path(d), "name, units, up") or {}
         unknown = sorted(set(dom) - {"name", "units", "up"})
         if unknown:
-            raise MeshFolderError(f"{layout.mesh_folder_domain_path(d)}: unknown key(s) {unknown}; expected name, units, up")
+            raise MeshFolderError(
+                f"{layout.mesh_folder_domain_path(d)}: unknown key(s) {unknown}; expected name, units, up"
+            )
         units, up = dom.get("units", 1.0), str(dom.get("up", "+y"))
         up = up if up[0] in "+-" else "+" + up
         if isinstance(units, bool) or not isinstance(units, (int, float)) or units <= 0:
-            raise MeshFolderError(f"{layout.mesh_folder_domain_path(d)}: units {units!r}: expected metres per file unit, > 0")
+            raise MeshFolderError(
+                f"{layout.mesh_folder_domain_path(d)}: units {units!r}: expected metres per file unit, > 0"
+            )
         if up not in _UP:
-            raise MeshFolderError(f"{layout.mesh_folder_domain_path(d)}: up {dom['up']!r}: expected one of {sorted(_UP)}")
+            raise MeshFolderError(
+                f"{layout.mesh_folder_domain_path(d)}: up {dom['up']!r}: expected one of {sorted(_UP)}"
+            )
         ids = layout.mesh_folder_identities(d)
         if not ids:
             raise MeshFolderError(f"{d}: no identity folders with a canonical mesh (expected <identity>/canonical.ply)")
@@ -91,15 +102,22 @@ class MeshFolderSource:
         ref_v, ref_f = _read_mesh(ref_path)
         verts: dict[tuple[str, str | None], np.ndarray] = {}
         for ident in ids:
-            for pose, path in [(None, layout.mesh_folder_canonical_path(d, ident)), *layout.mesh_folder_poses(d, ident).items()]:
+            for pose, path in [
+                (None, layout.mesh_folder_canonical_path(d, ident)),
+                *layout.mesh_folder_poses(d, ident).items(),
+            ]:
                 v, f = (ref_v, ref_f) if path == ref_path else _read_mesh(path)
                 if len(v) != len(ref_v) or len(f) != len(ref_f):
-                    raise MeshFolderError(f"{path}: {len(v)} vertices and {len(f)} faces; {ref_path} has {len(ref_v)} "
-                                          f"vertices and {len(ref_f)} faces (every mesh of a domain shares one topology)")
+                    raise MeshFolderError(
+                        f"{path}: {len(v)} vertices and {len(f)} faces; {ref_path} has {len(ref_v)} "
+                        f"vertices and {len(ref_f)} faces (every mesh of a domain shares one topology)"
+                    )
                 if not np.array_equal(f, ref_f):
                     k = int(np.nonzero((f != ref_f).any(1))[0][0])
-                    raise MeshFolderError(f"{path}: face {k} is {f[k].tolist()}, {ref_path} has {ref_f[k].tolist()} "
-                                          f"(same counts, but the faces differ: every mesh of a domain shares one topology)")
+                    raise MeshFolderError(
+                        f"{path}: face {k} is {f[k].tolist()}, {ref_path} has {ref_f[k].tolist()} "
+                        f"(same counts, but the faces differ: every mesh of a domain shares one topology)"
+                    )
                 verts[ident, pose] = v
         self._faces = self._closed(ref_path, ref_v, ref_f)
 
@@ -114,20 +132,35 @@ class MeshFolderSource:
             names = sorted({str(k) for a in attrs.values() if isinstance(a, dict) for k in a})
             for ident in ids:
                 a = attrs.get(ident)
-                if not isinstance(a, dict) or sorted(map(str, a)) != names or not all(_is_number(x) for x in a.values()):
+                if (
+                    not isinstance(a, dict)
+                    or sorted(map(str, a)) != names
+                    or not all(_is_number(x) for x in a.values())
+                ):
                     raise MeshFolderError(f"{attr_path}: {ident}: {a!r}; expected a number for each of {names}")
         split = self._split(d, ids, cfg)
         test_seqs = set(split.get("test_sequences") or [])
         label = self._sequences(d, ids, verts, test_seqs)
 
-        self.info = DomainInfo(name=str(dom.get("name", d.resolve().name)), source="meshes", metres_per_unit=float(units),
-                               rotation=_UP[up].tolist(), attributes=names)
+        self.info = DomainInfo(
+            name=str(dom.get("name", d.resolve().name)),
+            source="meshes",
+            metres_per_unit=float(units),
+            rotation=_UP[up].tolist(),
+            attributes=names,
+        )
         canon_m = np.stack([verts[i, None] for i in ids]) * units @ _UP[up].T
         lo, hi = canon_m.reshape(-1, 3).min(0), canon_m.reshape(-1, 3).max(0)
         self.info.centre_m = ((lo + hi) / 2).tolist()
         self.info.model_per_metre = float((1 - 2 * cfg.margin) / (hi - lo).max())
-        self.identities = [{"id": i, "split": "test" if i in split["test"] else "train",
-                            **({"attributes": {str(k): float(v) for k, v in attrs[i].items()}} if names else {})} for i in ids]
+        self.identities = [
+            {
+                "id": i,
+                "split": "test" if i in split["test"] else "train",
+                **({"attributes": {str(k): float(v) for k, v in attrs[i].items()}} if names else {}),
+            }
+            for i in ids
+        ]
         self.frames, self.test_frames = [], []
         for k, ident in enumerate(ids):
             for pose in layout.mesh_folder_poses(d, ident):
@@ -149,11 +182,15 @@ class MeshFolderSource:
         filled = m.copy()
         trimesh.repair.fill_holes(filled)
         if filled.is_watertight and len(filled.vertices) == len(v):
-            self.notes.append(f"{path}: not watertight ({n} boundary edges); filled its holes with "
-                              f"{len(filled.faces) - len(f)} faces, added to every mesh of the domain")
+            self.notes.append(
+                f"{path}: not watertight ({n} boundary edges); filled its holes with "
+                f"{len(filled.faces) - len(f)} faces, added to every mesh of the domain"
+            )
             return np.asarray(filled.faces, np.int64)
-        raise MeshFolderError(f"{path}: the canonical mesh is not watertight ({n} boundary edges) and "
-                              f"trimesh.repair.fill_holes cannot close it; close it before importing")
+        raise MeshFolderError(
+            f"{path}: the canonical mesh is not watertight ({n} boundary edges) and "
+            f"trimesh.repair.fill_holes cannot close it; close it before importing"
+        )
 
     @staticmethod
     def _split(d: Path, ids: list[str], cfg: ImportConfig) -> dict:
@@ -161,8 +198,10 @@ class MeshFolderSource:
         data = _yaml(path, "train, test, test_sequences")
         if data is None:
             rng = np.random.default_rng(cfg.split_seed)
-            n_test = min(len(ids) - 1, max(1 if len(ids) > 1 and cfg.test_fraction > 0 else 0,
-                                           round(cfg.test_fraction * len(ids))))
+            n_test = min(
+                len(ids) - 1,
+                max(1 if len(ids) > 1 and cfg.test_fraction > 0 else 0, round(cfg.test_fraction * len(ids))),
+            )
             return {"test": {ids[k] for k in rng.permutation(len(ids))[:n_test]}}
         unknown = sorted(set(data) - {"train", "test", "test_sequences"})
         if unknown:
@@ -171,7 +210,9 @@ class MeshFolderSource:
             bad = sorted(set(map(str, data.get(key) or [])) - set(ids))
             if bad:
                 raise MeshFolderError(f"{path}: {key}: identities {bad} have no folder with a canonical mesh")
-        test = set(map(str, data.get("test") or [])) | (set(ids) - set(map(str, data["train"])) if "train" in data else set())
+        test = set(map(str, data.get("test") or [])) | (
+            set(ids) - set(map(str, data["train"])) if "train" in data else set()
+        )
         if test == set(ids):
             raise MeshFolderError(f"{path}: no training identity left")
         return {"test": test, "test_sequences": data.get("test_sequences") or []}
@@ -184,7 +225,9 @@ class MeshFolderSource:
         out = {}
         for name, s in seqs.items():
             if not isinstance(s, dict) or str(s.get("identity")) not in ids or not isinstance(s.get("poses"), list):
-                raise MeshFolderError(f"{path}: {name}: expected {{identity: one of {ids}, poses: [pose names]}}, got {s!r}")
+                raise MeshFolderError(
+                    f"{path}: {name}: expected {{identity: one of {ids}, poses: [pose names]}}, got {s!r}"
+                )
             for k, pose in enumerate(s["poses"]):
                 if (str(s["identity"]), str(pose)) not in verts:
                     raise MeshFolderError(f"{path}: {name}: no pose {pose!r} in {d / str(s['identity']) / 'poses'}")

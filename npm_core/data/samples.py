@@ -27,9 +27,7 @@ class ShapeSamples:
         if self.points.ndim != 3 or self.points.shape[-1] != 3:
             raise ValueError(f"ShapeSamples.points: expected [I, N, 3], got {tuple(self.points.shape)}")
         if self.sdf.shape != self.points.shape[:2]:
-            raise ValueError(
-                f"ShapeSamples.sdf: expected {tuple(self.points.shape[:2])}, got {tuple(self.sdf.shape)}"
-            )
+            raise ValueError(f"ShapeSamples.sdf: expected {tuple(self.points.shape[:2])}, got {tuple(self.sdf.shape)}")
 
     @property
     def num_shapes(self) -> int:
@@ -94,7 +92,9 @@ def flow_points(
 
     vertices [B, V, 3]; faces [F, 3]; face_index [B, K]; barycentric [B, K, 3]; offset [B, K]
     -> points [B, K, 3] in the frame of `vertices`."""
-    tri = torch.stack([torch.gather(vertices, 1, faces[face_index][..., c, None].expand(-1, -1, 3)) for c in range(3)], 2)
+    tri = torch.stack(
+        [torch.gather(vertices, 1, faces[face_index][..., c, None].expand(-1, -1, 3)) for c in range(3)], 2
+    )
     p = (tri * barycentric[..., None]).sum(2)
     n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)

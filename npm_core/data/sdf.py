@@ -20,9 +20,13 @@ def _warp():
     wp.init()
 
     @wp.kernel
-    def signed_distance_kernel(mesh: wp.uint64, points: wp.array(dtype=wp.vec3),
-                               out_dist: wp.array(dtype=float), out_closest: wp.array(dtype=wp.vec3),
-                               out_face: wp.array(dtype=int)):
+    def signed_distance_kernel(
+        mesh: wp.uint64,
+        points: wp.array(dtype=wp.vec3),
+        out_dist: wp.array(dtype=float),
+        out_closest: wp.array(dtype=wp.vec3),
+        out_face: wp.array(dtype=int),
+    ):
         tid = wp.tid()
         p = points[tid]
         q = wp.mesh_query_point_sign_winding_number(mesh, p, 1.0e6, 2.0, 0.5)
@@ -82,8 +86,15 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.
     return face, bary.astype(np.float32), points.astype(np.float32), normals.astype(np.float32)
 
 
-def sdf_samples(vertices: np.ndarray, faces: np.ndarray, count: int, near_fraction: float = 0.7,
-                near_max_offset: float = 0.05, bound: float = 0.5, seed: int = 0):
+def sdf_samples(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    count: int,
+    near_fraction: float = 0.7,
+    near_max_offset: float = 0.05,
+    bound: float = 0.5,
+    seed: int = 0,
+):
     """SDF training samples of one canonical mesh (model units), as NPMs / GAPS msh2pts.
 
     Near-surface: surface point +- t * normal, t = near_max_offset * U^2 (small offsets

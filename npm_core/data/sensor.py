@@ -83,15 +83,19 @@ def depth_edges(depth: np.ndarray, jump: float) -> np.ndarray:
     differs by more than `jump` metres (mixed pixels and flying points sit there)."""
     d = np.asarray(depth)
     out = np.zeros(d.shape, bool)
-    for a, b, sa, sb in [(d[:, :-1], d[:, 1:], (slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-                         (d[:-1], d[1:], (slice(None, -1), slice(None)), (slice(1, None), slice(None)))]:
+    for a, b, sa, sb in [
+        (d[:, :-1], d[:, 1:], (slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+        (d[:-1], d[1:], (slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+    ]:
         e = (a > 0) & (b > 0) & (np.abs(a - b) > jump)
         out[sa] |= e
         out[sb] |= e
     return out
 
 
-def smooth(depth: np.ndarray, sigma_m: float, radius: int = 3, spatial_px: float = 2.0, range_k: float = 3.0) -> np.ndarray:
+def smooth(
+    depth: np.ndarray, sigma_m: float, radius: int = 3, spatial_px: float = 2.0, range_k: float = 3.0
+) -> np.ndarray:
     """Edge-aware smoothing of a depth frame [H,W] metres with noise sigma_m: each valid pixel's
     depth becomes that of the plane fitted (weighted least squares, Gaussian weights of spatial_px)
     to the valid pixels within `radius` whose depth is within range_k * sigma_m of its own, so depth

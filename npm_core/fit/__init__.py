@@ -18,6 +18,23 @@ from .results import LoadedFit, frame_log, read_result, write_result
 from .run import FitResult, fit
 from .schedules import SCHEDULES, Codes, FrameUpdate, Reporter, Schedule
 
-__all__ = ["SCHEDULES", "Codes", "FitConfig", "FitError", "FitResult", "FrameUpdate", "LoadedFit", "PartialSDF",
-           "Problem", "Reporter", "Schedule", "fast_config", "fit", "frame_log", "paper_config", "read_result",
-           "reconstruction_loss", "write_result"]
+__all__ = [
+    "SCHEDULES",
+    "Codes",
+    "FitConfig",
+    "FitError",
+    "FitResult",
+    "FrameUpdate",
+    "LoadedFit",
+    "PartialSDF",
+    "Problem",
+    "Reporter",
+    "Schedule",
+    "fast_config",
+    "fit",
+    "frame_log",
+    "paper_config",
+    "read_result",
+    "reconstruction_loss",
+    "write_result",
+]

@@ -81,8 +81,17 @@ def paper_config(**kw) -> FitConfig:
     """The reference's settings: 500 iterations over all frame pairs, 20k points per frame, and
     the reference's unknowns (translation, no rotation). Segmentation and the noise handling only
     change captures that need them (clean, segmented frames reach the energy unchanged)."""
-    return FitConfig(**{"schedule": "paper", "canonical_samples": 500_000, "init_resolution": 256, "final_resolution": 512,
-                        "points_per_frame": 20_000, "use_rotation": False, **kw})
+    return FitConfig(
+        **{
+            "schedule": "paper",
+            "canonical_samples": 500_000,
+            "init_resolution": 256,
+            "final_resolution": 512,
+            "points_per_frame": 20_000,
+            "use_rotation": False,
+            **kw,
+        }
+    )
 
 
 def fast_config(**kw) -> FitConfig:
@@ -100,7 +109,19 @@ def fast_config(**kw) -> FitConfig:
     - the first frame decides the shape every later frame is tracked with, so it gets 4x the
       initial candidates (128) and twice the iterations (300); the refinement uses 800 points.
     The measured effect of each choice is in benchmarks/ (bench_fit.py and its results)."""
-    return FitConfig(**{"schedule": "fast", "w_icp": 3.0, "w_temporal": 3.0, "w_pose_prior": 5e-3,
-                        "silhouette_bound": True, "refine_shape_prior": 0.01, "refine_lr_shape": 2e-3,
-                        "track_bank": True, "init_candidates": 128, "first_frame_iters": 300,
-                        "refine_points": 800, **kw})
+    return FitConfig(
+        **{
+            "schedule": "fast",
+            "w_icp": 3.0,
+            "w_temporal": 3.0,
+            "w_pose_prior": 5e-3,
+            "silhouette_bound": True,
+            "refine_shape_prior": 0.01,
+            "refine_lr_shape": 2e-3,
+            "track_bank": True,
+            "init_candidates": 128,
+            "first_frame_iters": 300,
+            "refine_points": 800,
+            **kw,
+        }
+    )

@@ -41,8 +41,14 @@ from .config import FitConfig, FitError
 def _skew(v: torch.Tensor) -> torch.Tensor:
     """[B, 3] -> cross-product matrices [B, 3, 3]."""
     z = torch.zeros_like(v[:, 0])
-    return torch.stack([torch.stack([z, -v[:, 2], v[:, 1]], -1), torch.stack([v[:, 2], z, -v[:, 0]], -1),
-                        torch.stack([-v[:, 1], v[:, 0], z], -1)], -2)
+    return torch.stack(
+        [
+            torch.stack([z, -v[:, 2], v[:, 1]], -1),
+            torch.stack([v[:, 2], z, -v[:, 0]], -1),
+            torch.stack([-v[:, 1], v[:, 0], z], -1),
+        ],
+        -2,
+    )
 
 
 def rotation_matrices(r: torch.Tensor, max_tilt: float) -> torch.Tensor:
@@ -149,11 +155,16 @@ class PartialSDF:
             unknown[in_img] = self.unknown[vi[in_img], ui[in_img]]
             observed &= ~unknown
         sign = torch.as_tensor(np.where(behind, -1.0, 1.0), dtype=q.dtype, device=q.device)
-        return (sign * dist).clamp(-clamp, clamp), torch.as_tensor(observed, device=q.device), torch.as_tensor(~valid, device=q.device)
+        return (
+            (sign * dist).clamp(-clamp, clamp),
+            torch.as_tensor(observed, device=q.device),
+            torch.as_tensor(~valid, device=q.device),
+        )
 
 
-def reconstruction_loss(sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.Tensor,
-                        bound: torch.Tensor | None = None, delta: float = 0.0) -> torch.Tensor:
+def reconstruction_loss(
+    sdf_in: torch.Tensor, sdf_c: torch.Tensor, mask: torch.Tensor, bound: torch.Tensor | None = None, delta: float = 0.0
+) -> torch.Tensor:
     """Reference L_r: |sdf_in - sdf_c| * (1 + 0.5 sign(sdf_c) sign(sdf_c - sdf_in)), mean over mask.
 
     bound (optional): points where sdf_in > 0 is only an upper bound on the true distance (off the
@@ -186,12 +197,16 @@ class Problem:
         if len(empty) == len(self.obs):
             raise FitError(f"{seq.path}: no frame has a valid depth pixel")
         if empty:
-            warnings.warn(f"frames {empty} have no valid pixel; their poses are carried by the temporal term", stacklevel=2)
+            warnings.warn(
+                f"frames {empty} have no valid pixel; their poses are carried by the temporal term", stacklevel=2
+            )
         for t, o in enumerate(self.obs):
             if not o.empty and space.outside_cube(o.points.mean(0, keepdim=True), margin=0.1).any():
-                raise FitError(f"frame {t}: the observed subject (centre {space.model_to_metres(o.points.mean(0)).numpy().round(2)} m) "
-                               f"is outside the model cube [-1.25, 1.25]^3 m around the world origin"
-                               + ("" if cfg.use_segmentation else " (segmentation, which centres the subject, is off)"))
+                raise FitError(
+                    f"frame {t}: the observed subject (centre {space.model_to_metres(o.points.mean(0)).numpy().round(2)} m) "
+                    f"is outside the model cube [-1.25, 1.25]^3 m around the world origin"
+                    + ("" if cfg.use_segmentation else " (segmentation, which centres the subject, is off)")
+                )
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.max_tilt = math.radians(cfg.max_tilt_deg)
 
@@ -291,8 +306,9 @@ class Problem:
         x = self.draw(self.cfg.points_per_frame)
         out = {"reconstruction": []}
         for t in range(len(P)):
-            lr, _, _ = self.frame_terms(s[None], P[t : t + 1], tau[t : t + 1], [t], x, False,
-                                        r=None if r is None else r[t : t + 1])
+            lr, _, _ = self.frame_terms(
+                s[None], P[t : t + 1], tau[t : t + 1], [t], x, False, r=None if r is None else r[t : t + 1]
+            )
             out["reconstruction"].append(lr.item())
         return {k: np.asarray(v) for k, v in out.items()}
 
@@ -314,6 +330,7 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
     x = torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen).to(prob.dev)  # coarse points in the cube
     r0 = torch.zeros(3, device=prob.dev)
     with torch.no_grad():
+
         def energy(s, p, r=r0):
             R = prob.rotations(r[None])
             q = pose_points(x + prob.displacement(s, p[None], x[None])[0], None if R is None else R[0], tau0)
@@ -328,10 +345,18 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
         step = 2 * math.pi / cfg.yaw_candidates
         circle = [k * step for k in range(cfg.yaw_candidates)]
 
-        shape_c = torch.cat([m.shape_codes.mean(0, keepdim=True),
-                             m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]]])
-        pose_c = torch.cat([m.pose_codes.mean(0, keepdim=True),
-                            m.pose_codes[torch.randperm(len(m.pose_codes), generator=gen)[: cfg.init_candidates]]])
+        shape_c = torch.cat(
+            [
+                m.shape_codes.mean(0, keepdim=True),
+                m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]],
+            ]
+        )
+        pose_c = torch.cat(
+            [
+                m.pose_codes.mean(0, keepdim=True),
+                m.pose_codes[torch.randperm(len(m.pose_codes), generator=gen)[: cfg.init_candidates]],
+            ]
+        )
         p_mean = pose_c[0]
         turn = cfg.use_rotation and cfg.yaw_candidates > 1
         if turn:

@@ -31,9 +31,17 @@ def rigid(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> 
     return points @ np.asarray(rotation, points.dtype).T + np.asarray(translation, points.dtype)
 
 
-def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_name: str, sequence_path,
-                 resolution: int | None = None, progress: Callable[[int, int], None] | None = None,
-                 compact: bool = False) -> Path:
+def write_result(
+    out_dir,
+    result: FitResult,
+    model,
+    cfg: FitConfig,
+    checkpoint_name: str,
+    sequence_path,
+    resolution: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    compact: bool = False,
+) -> Path:
     """Extract the canonical mesh at `resolution` (default cfg.final_resolution), pose it for every
     frame (R_t (x + dx) + translation_t), and write the fit-result directory atomically; fit.yaml
     records the sequence's path relative to out_dir and what segmentation did (capture). When
@@ -56,20 +64,40 @@ def write_result(out_dir, result: FitResult, model, cfg: FitConfig, checkpoint_n
         posed_all.append(space.model_to_metres(rigid(posed.cpu().numpy(), rotation[t], result.translation[t].numpy())))
         if progress:
             progress(t + 1, T)
-    meta = {"checkpoint": checkpoint_name, "frames": T, "interrupted": result.interrupted,
-            "timings": {**{k: round(x, 2) for k, x in result.timings.items()}, "meshes_s": round(time.time() - t0, 2)},
-            "mesh_resolution": resolution, "config": to_dict(cfg)}
+    meta = {
+        "checkpoint": checkpoint_name,
+        "frames": T,
+        "interrupted": result.interrupted,
+        "timings": {**{k: round(x, 2) for k, x in result.timings.items()}, "meshes_s": round(time.time() - t0, 2)},
+        "mesh_resolution": resolution,
+        "config": to_dict(cfg),
+    }
     if result.capture is not None:
         meta["capture"] = result.capture.summary()
         # what segmentation kept, for the app: written when it changed something (or replaces an earlier one)
-        if result.capture.removed or np.any(result.capture.offset_m) or layout.sequence_segmentation_dir(sequence_path).is_dir():
+        if (
+            result.capture.removed
+            or np.any(result.capture.offset_m)
+            or layout.sequence_segmentation_dir(sequence_path).is_dir()
+        ):
             result.capture.save(sequence_path)
-    arrays = {"shape_code": result.shape_code.numpy(), "pose_codes": result.pose_codes.numpy(),
-              "translation": result.translation.numpy(), "rotation": rotation.astype(np.float32),
-              **{f"loss_{k}": x for k, x in result.losses.items()}}
-    return layout.write_fit(out_dir, sequence_dir=sequence_path, meta=meta, arrays=arrays,
-                            canonical_vertices=space.model_to_metres(v.cpu().numpy()), faces=f,
-                            posed_vertices=np.stack(posed_all), compact=compact)
+    arrays = {
+        "shape_code": result.shape_code.numpy(),
+        "pose_codes": result.pose_codes.numpy(),
+        "translation": result.translation.numpy(),
+        "rotation": rotation.astype(np.float32),
+        **{f"loss_{k}": x for k, x in result.losses.items()},
+    }
+    return layout.write_fit(
+        out_dir,
+        sequence_dir=sequence_path,
+        meta=meta,
+        arrays=arrays,
+        canonical_vertices=space.model_to_metres(v.cpu().numpy()),
+        faces=f,
+        posed_vertices=np.stack(posed_all),
+        compact=compact,
+    )
 
 
 def frame_log(out_dir) -> Callable[[FrameUpdate], None]:
@@ -83,8 +111,17 @@ def frame_log(out_dir) -> Callable[[FrameUpdate], None]:
         if not log:
             log.append(JsonlLog(path, fresh=True))
         rotation = np.eye(3) if u.rotation is None else u.rotation.numpy()
-        log[0]({"frame": u.frame, "frames": u.frames, "shape_code": u.shape_code.tolist(),
-                "pose_code": u.pose_code.tolist(), "translation": u.translation.tolist(),
-                "rotation": np.round(rotation, 6).tolist(), "energy": u.energy, "time": time.time()})
+        log[0](
+            {
+                "frame": u.frame,
+                "frames": u.frames,
+                "shape_code": u.shape_code.tolist(),
+                "pose_code": u.pose_code.tolist(),
+                "translation": u.translation.tolist(),
+                "rotation": np.round(rotation, 6).tolist(),
+                "energy": u.energy,
+                "time": time.time(),
+            }
+        )
 
     return write

@@ -52,8 +52,14 @@ def observed(seq: DepthSequence, cfg: FitConfig) -> tuple[DepthSequence, capture
     return prep.sequence, prep
 
 
-def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], None] | None = None,
-        shape_code: torch.Tensor | None = None, on_frame: Callable[[FrameUpdate], None] | None = None) -> FitResult:
+def fit(
+    model,
+    seq: DepthSequence,
+    cfg: FitConfig,
+    progress: Callable[[dict], None] | None = None,
+    shape_code: torch.Tensor | None = None,
+    on_frame: Callable[[FrameUpdate], None] | None = None,
+) -> FitResult:
     """Fit shape, per-frame pose codes and translations to a depth sequence.
 
     progress: called with events {"stage", "step" or "iteration", "total", "energy", ...}.
@@ -88,12 +94,18 @@ def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], No
     rot = r0.expand(T, 3).clone().requires_grad_(cfg.use_rotation)
     prob.canonical_samples(s.detach()[0], cfg.init_resolution, cfg.canonical_samples)
     timings = {"init_s": time.time() - t_start, "segment_s": segment_s}
-    offset = torch.zeros(3) if prep is None else torch.as_tensor(space.metres_to_model(np.asarray(prep.offset_m)), dtype=torch.float32)
+    offset = (
+        torch.zeros(3)
+        if prep is None
+        else torch.as_tensor(space.metres_to_model(np.asarray(prep.offset_m)), dtype=torch.float32)
+    )
     report = on_frame
     if on_frame is not None and prep is not None:  # tracked frames reported in the sequence's own world
+
         def report(u: FrameUpdate) -> None:
             u.translation = u.translation - offset
             on_frame(u)
+
     result = SCHEDULES[cfg.schedule].run(prob, Codes(s, P, tau, rot), Reporter(progress, report))
     if result.interrupted:
         log.warning("fit interrupted: keeping the last completed result")
@@ -102,5 +114,13 @@ def fit(model, seq: DepthSequence, cfg: FitConfig, progress: Callable[[dict], No
     timings["optimise_s"] = time.time() - t_start - timings["init_s"]
     losses = prob.per_frame_losses(s_f, P_f, tau_f, kept.r(prob))
     R = prob.rotations(kept.rotation)
-    return FitResult(s_f.cpu().clone(), P_f.cpu().clone(), tau_f.cpu() - offset, None if R is None else R.cpu().clone(),
-                     losses, timings, result.interrupted, prep)
+    return FitResult(
+        s_f.cpu().clone(),
+        P_f.cpu().clone(),
+        tau_f.cpu() - offset,
+        None if R is None else R.cpu().clone(),
+        losses,
+        timings,
+        result.interrupted,
+        prep,
+    )

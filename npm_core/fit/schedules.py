@@ -166,14 +166,28 @@ def warm_start(prob: Problem, codes: Codes, t: int, x: torch.Tensor, sdf_c: torc
         energy = prob.candidate_energies(s, p_all, tau_all, t, x[:n], sdf_c[:n], r_all if cfg.use_rotation else None)
         k = int(energy.argmin())
         return p_all[k : k + 1].clone(), tau_all[k : k + 1].clone(), r_all[k : k + 1].clone()
-    energy = [prob.frame_terms(s, p, tt, [t], x, False, sdf_c, r=rr if cfg.use_rotation else None)[0].item()
-              for p, tt, rr in cands]
+    energy = [
+        prob.frame_terms(s, p, tt, [t], x, False, sdf_c, r=rr if cfg.use_rotation else None)[0].item()
+        for p, tt, rr in cands
+    ]
     p, tt, rr = cands[int(np.argmin(energy))]
     return p.clone(), tt.clone(), rr.clone()
 
 
-def track_steps(prob: Problem, s_t, p_t, tau_t, r_t, t: int, iters: int, x_fixed, sdf_c, prev, rep: Reporter,
-                shape: torch.Tensor | None = None) -> torch.Tensor:
+def track_steps(
+    prob: Problem,
+    s_t,
+    p_t,
+    tau_t,
+    r_t,
+    t: int,
+    iters: int,
+    x_fixed,
+    sdf_c,
+    prev,
+    rep: Reporter,
+    shape: torch.Tensor | None = None,
+) -> torch.Tensor:
     """`iters` Adam steps on frame t's pose code p_t [1, Dp], translation tau_t [1, 3] and rotation
     r_t [1, 3] (and `shape` [1, Ds] when given: the first frame), with the shape s_t. x_fixed [N, 3]:
     the frame's canonical points (None: fresh points every step); sdf_c: their canonical SDF;
@@ -209,7 +223,11 @@ def turn_trials(prob: Problem, s, p_t, tau_t, r_t, rep: Reporter):
     x = prob.draw(cfg.points_per_frame)
     best = None
     for turn in (0.0, np.pi):
-        p, tt, r = p_t.detach().clone().requires_grad_(True), tau_t.detach().clone().requires_grad_(tau_t.requires_grad), r_t.detach().clone()
+        p, tt, r = (
+            p_t.detach().clone().requires_grad_(True),
+            tau_t.detach().clone().requires_grad_(tau_t.requires_grad),
+            r_t.detach().clone(),
+        )
         with torch.no_grad():
             r[0, 0] += turn
         r.requires_grad_(True)
@@ -250,8 +268,20 @@ def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
             p_t.requires_grad_(True)
             r_t.requires_grad_(rot.requires_grad)
             iters = cfg.first_frame_iters if t == 0 else cfg.frame_iters
-            loss = track_steps(prob, s_t, p_t, tau_t, r_t, t, iters, None if t == 0 else x_fixed, sdf_c, prev, rep,
-                               s if t == 0 else None)
+            loss = track_steps(
+                prob,
+                s_t,
+                p_t,
+                tau_t,
+                r_t,
+                t,
+                iters,
+                None if t == 0 else x_fixed,
+                sdf_c,
+                prev,
+                rep,
+                s if t == 0 else None,
+            )
             with torch.no_grad():
                 P[t] = p_t.detach()[0]
                 tau[t] = tau_t.detach()[0]
@@ -260,8 +290,17 @@ def run_fast(prob: Problem, codes: Codes, rep: Reporter) -> ScheduleResult:
             energy = loss.item()
             R = prob.rotations(rot[t : t + 1].detach())
             rep.event(stage="track", frame=t + 1, frames=T, step=rep.step, total=rep.total, energy=energy)
-            rep.frame(FrameUpdate(t, T, s.detach()[0].cpu().clone(), P[t].detach().cpu().clone(),
-                                  tau[t].detach().cpu().clone(), energy, None if R is None else R[0].cpu().clone()))
+            rep.frame(
+                FrameUpdate(
+                    t,
+                    T,
+                    s.detach()[0].cpu().clone(),
+                    P[t].detach().cpu().clone(),
+                    tau[t].detach().cpu().clone(),
+                    energy,
+                    None if R is None else R[0].cpu().clone(),
+                )
+            )
         if T > 1:
             refine(prob, codes, cfg.refine_steps, rep)
     except KeyboardInterrupt:
@@ -275,8 +314,14 @@ def refine(prob: Problem, codes: Codes, steps: int, rep: Reporter) -> int:
     if not steps:
         return rep.step
     cfg = prob.cfg
-    opt = adam([(codes.shape, cfg.refine_lr_shape), (codes.pose, cfg.lr_pose), (codes.translation, cfg.lr_translation),
-                (codes.rotation, cfg.lr_rotation)])
+    opt = adam(
+        [
+            (codes.shape, cfg.refine_lr_shape),
+            (codes.pose, cfg.lr_pose),
+            (codes.translation, cfg.lr_translation),
+            (codes.rotation, cfg.lr_rotation),
+        ]
+    )
     for _ in range(steps):
         loss = refine_energy(prob, codes, prob.draw(cfg.refine_points))
         opt.zero_grad()

@@ -165,8 +165,9 @@ def _narrow(decoder_fn, resolution, bound, lipschitz, chunk, device, coarse, lev
     return verts, faces, n_eval
 
 
-def extract_dense(decoder_fn: Decoder, resolution: int, bound: float = 0.5, chunk: int | None = None,
-                  device=None, level: float = 0.0) -> ExtractResult:
+def extract_dense(
+    decoder_fn: Decoder, resolution: int, bound: float = 0.5, chunk: int | None = None, device=None, level: float = 0.0
+) -> ExtractResult:
     """Reference pipeline: evaluate all (N + 1)^3 nodes, dense marching cubes.
 
     decoder_fn: points [K, 3] (model units, canonical) -> SDF [K]. Returns ExtractResult with
@@ -188,8 +189,16 @@ def extract_dense(decoder_fn: Decoder, resolution: int, bound: float = 0.5, chun
     return ExtractResult(verts, faces, n**3, time.perf_counter() - t0, "dense", resolution, 0.0)
 
 
-def extract(decoder_fn: Decoder, resolution: int, bound: float = 0.5, lipschitz: float = DEFAULT_LIPSCHITZ,
-            chunk: int | None = None, device=None, coarse: int | None = None, level: float = 0.0) -> ExtractResult:
+def extract(
+    decoder_fn: Decoder,
+    resolution: int,
+    bound: float = 0.5,
+    lipschitz: float = DEFAULT_LIPSCHITZ,
+    chunk: int | None = None,
+    device=None,
+    coarse: int | None = None,
+    level: float = 0.0,
+) -> ExtractResult:
     """Narrow-band extraction (module docstring), equal to extract_dense when decoder_fn is
     lipschitz-Lipschitz.
 

@@ -201,8 +201,9 @@ def marching_cubes_dense(values: torch.Tensor, level: float = 0.0, origin=None, 
     return _to_world(verts, origin, spacing), faces
 
 
-def marching_cubes_sparse(cell_index: torch.Tensor, corner_values: torch.Tensor, grid_shape,
-                          level: float = 0.0, origin=None, spacing=None):
+def marching_cubes_sparse(
+    cell_index: torch.Tensor, corner_values: torch.Tensor, grid_shape, level: float = 0.0, origin=None, spacing=None
+):
     """Isosurface from a list of cells of a grid (e.g. the narrow band).
 
     cell_index: [M, 3] int64 lowest node (i, j, k) of each cell, unique, any order.

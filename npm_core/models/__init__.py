@@ -18,7 +18,16 @@ from .decoders import (
 )
 
 __all__ = [
-    "CheckpointError", "LoadedModel", "load_model", "load_shape_fn", "save_stage",
-    "DecoderConfig", "ModelConfig", "PoseDecoder", "ShapeDecoder", "build_decoders", "model_preset",
+    "CheckpointError",
+    "LoadedModel",
+    "load_model",
+    "load_shape_fn",
+    "save_stage",
+    "DecoderConfig",
+    "ModelConfig",
+    "PoseDecoder",
+    "ShapeDecoder",
+    "build_decoders",
+    "model_preset",
     "positional_encoding",
 ]

@@ -32,8 +32,20 @@ from .decoders import ModelConfig, PoseDecoder, ShapeDecoder
 FORMAT = 1
 STAGES = layout.STAGES
 
-__all__ = ["CheckpointError", "LoadedModel", "load_codes", "load_model", "load_model_config", "load_shape_fn",
-           "load_train_state", "save_config", "save_stage", "save_train_state", "torch_load", "torch_save_atomic"]
+__all__ = [
+    "CheckpointError",
+    "LoadedModel",
+    "load_codes",
+    "load_model",
+    "load_model_config",
+    "load_shape_fn",
+    "load_train_state",
+    "save_config",
+    "save_stage",
+    "save_train_state",
+    "torch_load",
+    "torch_save_atomic",
+]
 
 
 # --------------------------------------------------------------------- low level
@@ -55,8 +67,10 @@ def torch_load(path: Path, what: str) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, ...
-        raise CheckpointError(f"{path}: cannot be read as a torch file holding {what} "
-                              f"(truncated or corrupted? {type(e).__name__}: {(str(e).splitlines() or ['(no message)'])[0][:200]})") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a torch file holding {what} "
+            f"(truncated or corrupted? {type(e).__name__}: {(str(e).splitlines() or ['(no message)'])[0][:200]})"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict holding {what}, got {type(obj).__name__}")
     return obj
@@ -71,8 +85,12 @@ def versions() -> dict:
         ours = version("npm-explorer")
     except Exception:
         ours = "unknown"
-    return {"npm_explorer": ours, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
-            "python": platform.python_version()}
+    return {
+        "npm_explorer": ours,
+        "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+    }
 
 
 # --------------------------------------------------------------------- writing
@@ -88,9 +106,18 @@ def save_config(d, model_cfg: ModelConfig, sections: dict[str, Any] | None = Non
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def save_stage(d, stage: str, decoder: torch.nn.Module, codes: torch.Tensor, model_cfg: ModelConfig,
-               sections: dict[str, Any] | None = None, code_labels: list[dict] | None = None,
-               metrics: dict | None = None, training_s: float | None = None, extra_meta: dict | None = None) -> Path:
+def save_stage(
+    d,
+    stage: str,
+    decoder: torch.nn.Module,
+    codes: torch.Tensor,
+    model_cfg: ModelConfig,
+    sections: dict[str, Any] | None = None,
+    code_labels: list[dict] | None = None,
+    metrics: dict | None = None,
+    training_s: float | None = None,
+    extra_meta: dict | None = None,
+) -> Path:
     """Write <d>/<stage>.pt (decoder state dict + codes [K, D]), update config.yaml and meta.yaml.
 
     code_labels: one dict per code row (shape: identity id + phenotypes; pose: motion, frame,
@@ -99,10 +126,14 @@ def save_stage(d, stage: str, decoder: torch.nn.Module, codes: torch.Tensor, mod
     if code_labels is not None and len(code_labels) != len(codes):
         raise ValueError(f"{len(code_labels)} code labels for {len(codes)} {stage} codes")
     state = {k: v.detach().cpu() for k, v in decoder.state_dict().items()}
-    torch_save_atomic({"format": FORMAT, "stage": stage, "decoder": state, "codes": codes.detach().cpu().clone()},
-                      layout.checkpoint_stage_path(d, stage))
+    torch_save_atomic(
+        {"format": FORMAT, "stage": stage, "decoder": state, "codes": codes.detach().cpu().clone()},
+        layout.checkpoint_stage_path(d, stage),
+    )
     save_config(d, model_cfg, sections)
-    meta = yaml.safe_load(layout.checkpoint_meta_path(d).read_text()) if layout.checkpoint_meta_path(d).is_file() else {}
+    meta = (
+        yaml.safe_load(layout.checkpoint_meta_path(d).read_text()) if layout.checkpoint_meta_path(d).is_file() else {}
+    )
     meta = meta or {}
     entry = {"num_codes": int(len(codes)), "code_dim": int(codes.shape[1])}
     if code_labels is not None:
@@ -168,8 +199,10 @@ def _read_stage(d, stage: str, code_dim: int) -> tuple[dict, torch.Tensor]:
         raise CheckpointError(f"{path}: expected keys stage='{stage}', decoder, codes; got {sorted(obj)}")
     codes = obj["codes"]
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[1] != code_dim:
-        raise CheckpointError(f"{path}: expected {stage} codes [K, {code_dim}], got "
-                              f"{tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
+        raise CheckpointError(
+            f"{path}: expected {stage} codes [K, {code_dim}], got "
+            f"{tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}"
+        )
     return obj, codes.float()
 
 
@@ -179,8 +212,10 @@ def _load_stage(d, stage: str, decoder: torch.nn.Module, cfg_text: str) -> torch
         decoder.load_state_dict(obj["decoder"], strict=True)
     except RuntimeError as e:
         first = " ".join(str(e).split())[:400]
-        raise CheckpointError(f"{layout.checkpoint_stage_path(d, stage)}: {stage} decoder weights do not match "
-                              f"config.yaml ({cfg_text}): {first}") from None
+        raise CheckpointError(
+            f"{layout.checkpoint_stage_path(d, stage)}: {stage} decoder weights do not match "
+            f"config.yaml ({cfg_text}): {first}"
+        ) from None
     return codes
 
 
@@ -213,5 +248,7 @@ def load_shape_fn(d, index: int = 0, device: str | torch.device = "cpu") -> Call
     """points [N, 3] canonical -> SDF [N] of training shape `index` (for mesh extraction)."""
     m = load_model(d, device)
     if not 0 <= index < len(m.shape_codes):
-        raise CheckpointError(f"{layout.checkpoint_stage_path(d, 'shape')}: shape index {index} out of range [0, {len(m.shape_codes)})")
+        raise CheckpointError(
+            f"{layout.checkpoint_stage_path(d, 'shape')}: shape index {index} out of range [0, {len(m.shape_codes)})"
+        )
     return m.shape_decoder.sdf_fn(m.shape_codes[index])

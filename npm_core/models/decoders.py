@@ -52,7 +52,9 @@ class ModelConfig:
 
 MODEL_PRESETS = {
     "fast": lambda: ModelConfig(DecoderConfig(256, 6, 64, 6, 3), DecoderConfig(256, 6, 128, 6, 3)),  # ours, the default
-    "paper": lambda: ModelConfig(DecoderConfig(512, 8, 256, 8, 4), DecoderConfig(1024, 8, 256, 8, 4)),  # reference sizes
+    "paper": lambda: ModelConfig(
+        DecoderConfig(512, 8, 256, 8, 4), DecoderConfig(1024, 8, 256, 8, 4)
+    ),  # reference sizes
 }
 
 
@@ -123,7 +125,9 @@ class _CodeMLP(nn.Module):
         """code [B, Dc]; x [B, N, 3] -> [B, N, out]."""
         w = self._weights()
         t0, ts = self._code_terms(w, code)
-        return self._run(w, (t0[:, None], None if ts is None else ts[:, None]), positional_encoding(x, self.cfg.pe_freqs))
+        return self._run(
+            w, (t0[:, None], None if ts is None else ts[:, None]), positional_encoding(x, self.cfg.pe_freqs)
+        )
 
     def _fn(self, code: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """code [Dc] -> callable x [N, 3] -> [N, out], weights and code terms computed once."""
@@ -160,7 +164,9 @@ class PoseDecoder(_CodeMLP):
         """shape_code [B, Ds]; pose_code [B, Dp]; x [B, N, 3] canonical -> dx [B, N, 3]."""
         return self._forward(torch.cat([shape_code, pose_code], -1), x)
 
-    def displacement_fn(self, shape_code: torch.Tensor, pose_code: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    def displacement_fn(
+        self, shape_code: torch.Tensor, pose_code: torch.Tensor
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         """shape_code [Ds], pose_code [Dp] -> callable points [N, 3] canonical -> dx [N, 3]."""
         return self._fn(torch.cat([shape_code, pose_code], -1))
 

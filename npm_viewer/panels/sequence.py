@@ -67,8 +67,15 @@ def draw(viewer) -> None:
 
 
 # matplotlib's Reds at 0, .25, .5, .75, 1: the colour map Polyscope's "reds" draws the errors with
-REDS = ((1.0, 0.961, 0.941, 1.0), (0.988, 0.733, 0.631, 1.0), (0.984, 0.416, 0.290, 1.0),
-        (0.796, 0.094, 0.114, 1.0), (0.404, 0.0, 0.051, 1.0))
+REDS = (
+    (1.0, 0.961, 0.941, 1.0),
+    (0.988, 0.733, 0.631, 1.0),
+    (0.984, 0.416, 0.290, 1.0),
+    (0.796, 0.094, 0.114, 1.0),
+    (0.404, 0.0, 0.051, 1.0),
+)
+
+
 def metric_series(rp) -> dict:
     """Display name (with unit) -> per-frame values [T] in that unit: IoU, Chamfer-L2, vertex
     error (EPE) in cm, and the fit's energy terms."""

@@ -72,18 +72,27 @@ def test_bad_file_leaves_the_view(keep_view, tmp_path):
     np.testing.assert_allclose(view()["viewMat"], np.eye(4).reshape(-1), atol=1e-6)
 
 
-@pytest.mark.parametrize("field,value,expected", [
-    ("viewMat", [1.0] * 15, "16 finite numbers"),
-    ("viewMat", [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, None], "16 finite numbers"),
-    ("viewMat", [2.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "a rigid transform"),
-    ("nearClip", -0.1, "a number > 0"),
-    ("farClip", 0.001, r"a number > nearClip \(0.005\)"),
-    ("projectionMode", "Fisheye", "Perspective or Orthographic"),
-    ("upDir", "Up", "one of X Up, Y Up"),
-])
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("viewMat", [1.0] * 15, "16 finite numbers"),
+        ("viewMat", [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, None], "16 finite numbers"),
+        ("viewMat", [2.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "a rigid transform"),
+        ("nearClip", -0.1, "a number > 0"),
+        ("farClip", 0.001, r"a number > nearClip \(0.005\)"),
+        ("projectionMode", "Fisheye", "Perspective or Orthographic"),
+        ("upDir", "Up", "one of X Up, Y Up"),
+    ],
+)
 def test_validation_names_the_field(field, value, expected):
-    good = {"viewMat": list(np.eye(4).reshape(-1)), "fov": 45.0, "nearClip": 0.005, "farClip": 20.0,
-            "projectionMode": "Perspective", "upDir": "Y Up"}
+    good = {
+        "viewMat": list(np.eye(4).reshape(-1)),
+        "fov": 45.0,
+        "nearClip": 0.005,
+        "farClip": 20.0,
+        "projectionMode": "Perspective",
+        "upDir": "Y Up",
+    }
     assert camera_io.validate_view(dict(good), "c.json") == good
     with pytest.raises(camera_io.CameraFileError, match=f"^c.json: field '{field}': expected {expected}"):
         camera_io.validate_view(dict(good, **{field: value}), "c.json")

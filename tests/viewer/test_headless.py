@@ -29,8 +29,22 @@ def box(backend, rendering):
     import polyscope as ps
 
     c = np.array([[x, y, z] for x in (0, 1) for y in (0, 0.5) for z in (0, 0.25)], np.float64)
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    f = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ]
+    )
     mesh = ps.register_surface_mesh("headless test box", c, f, color=(0.9, 0.2, 0.1))
     ps.look_at((0.5, 0.6, 3.0), (0.5, 0.25, 0.0))
     size, view = ps.get_window_size(), ps.get_view_as_json()
@@ -46,8 +60,14 @@ def test_render_video_frames(box, tmp_path, suffix):
         pytest.importorskip("imageio_ffmpeg")
     _, mesh, c = box
     done = []
-    path = headless.render_video(tmp_path / f"slide{suffix}", lambda i: mesh.update_vertex_positions(c + [0.3 * i, 0, 0]),
-                                 5, fps=10, size=(W, H), progress=lambda k, n: done.append(k))
+    path = headless.render_video(
+        tmp_path / f"slide{suffix}",
+        lambda i: mesh.update_vertex_positions(c + [0.3 * i, 0, 0]),
+        5,
+        fps=10,
+        size=(W, H),
+        progress=lambda k, n: done.append(k),
+    )
     frames = read_frames(path)
     assert len(frames) == 5 and frames[0].shape == (H, W, 3)
     assert done == [1, 2, 3, 4, 5]
@@ -62,8 +82,7 @@ def test_render_video_frames(box, tmp_path, suffix):
 def test_turntable_views_differ(box, tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     # about an axis off the box's centre: a box looks the same from opposite sides of its own centre
-    path = headless.render_turntable(tmp_path / "turn.mp4", (0.2, 0.25, 0.0), 2.5, 20.0, n_frames=4, fps=4,
-                                     size=(W, H))
+    path = headless.render_turntable(tmp_path / "turn.mp4", (0.2, 0.25, 0.0), 2.5, 20.0, n_frames=4, fps=4, size=(W, H))
     frames = [f.astype(int) for f in read_frames(path)]
     assert len(frames) == 4
     for i in range(4):

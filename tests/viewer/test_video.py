@@ -32,8 +32,13 @@ def read_mp4(path):
 def test_mp4_frames_read_back(tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     seen = []
-    path = video.write_video(tmp_path / "out" / "clip.mp4", lambda i: frame(i, alpha=i % 2 == 1), 12, fps=24,
-                             progress=lambda done, n: seen.append((done, n)))
+    path = video.write_video(
+        tmp_path / "out" / "clip.mp4",
+        lambda i: frame(i, alpha=i % 2 == 1),
+        12,
+        fps=24,
+        progress=lambda done, n: seen.append((done, n)),
+    )
     assert path == tmp_path / "out" / "clip.mp4"
     frames, meta = read_mp4(path)
     assert len(frames) == 12 and frames[0].shape == (H, W, 3)
