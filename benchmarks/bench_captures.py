@@ -256,34 +256,42 @@ def capture_table(args, rows) -> list[str]:
     return lines
 
 
-NOISE_VARIANTS = {  # name -> FitConfig overrides; noise_floor_m = inf turns all noise handling off
+NOISE_OFF = {
+    "noise_fill": False,
+    "noise_smooth": False,
+    "noise_truncation": 0.0,
+    "noise_huber": False,
+    "noise_edges": False,
+}
+NOISE_VARIANTS = {  # name -> FitConfig overrides
     "none (frames as measured)": {"noise_floor_m": float("inf")},
-    "smoothing": {"noise_smooth": True, "noise_truncation": 0.0, "noise_huber": False, "noise_edges": False},
-    "truncation >= 3 sigma": {
-        "noise_smooth": False,
-        "noise_truncation": 3.0,
-        "noise_huber": False,
-        "noise_edges": False,
-    },
-    "Huber L_r (delta = sigma)": {
-        "noise_smooth": False,
-        "noise_truncation": 0.0,
-        "noise_huber": True,
-        "noise_edges": False,
-    },
-    "edges and holes unobserved": {
-        "noise_smooth": False,
-        "noise_truncation": 0.0,
-        "noise_huber": False,
-        "noise_edges": True,
-    },
-    "smoothing + truncation": {
+    "fill dropped silhouette pixels": {**NOISE_OFF, "noise_fill": True},
+    "edge-aware smoothing": {**NOISE_OFF, "noise_smooth": True},
+    "truncation >= 3 sigma": {**NOISE_OFF, "noise_truncation": 3.0},
+    "Huber L_r (delta = sigma)": {**NOISE_OFF, "noise_huber": True},
+    "depth edges and silhouette ring unobserved": {**NOISE_OFF, "noise_edges": True},
+    "fill + smoothing + truncation": {**NOISE_OFF, "noise_fill": True, "noise_smooth": True, "noise_truncation": 3.0},
+    "fill + smoothing + truncation + Huber": {
+        **NOISE_OFF,
+        "noise_fill": True,
         "noise_smooth": True,
         "noise_truncation": 3.0,
-        "noise_huber": False,
-        "noise_edges": False,
+        "noise_huber": True,
     },
-    "all four": {"noise_smooth": True, "noise_truncation": 3.0, "noise_huber": True, "noise_edges": True},
+    "fill + smoothing + truncation + edges": {
+        **NOISE_OFF,
+        "noise_fill": True,
+        "noise_smooth": True,
+        "noise_truncation": 3.0,
+        "noise_edges": True,
+    },
+    "all five": {
+        "noise_fill": True,
+        "noise_smooth": True,
+        "noise_truncation": 3.0,
+        "noise_huber": True,
+        "noise_edges": True,
+    },
 }
 
 

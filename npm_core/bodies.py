@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import torch
 
 PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
-"""Anny's phenotype parameters, each in [0, 1] (age: 0.5 ~ 25 years, 1 ~ 90 years)."""
+"""Anny's phenotype parameters, each in [0, 1]. gender: 0 male, 1 female; age (Anny's morphological
+age): 0.52 ~ 13 years, 0.78 ~ 25, 0.91 ~ 85; height: an adult man 1.36-2.45 m, a woman 1.22-2.31 m."""
 
 DEFAULT_CACHE = layout.cache_root()
 
@@ -110,6 +111,86 @@ def anny_model():
 def faces() -> np.ndarray:
     """[F, 3] int64 triangles shared by every body (watertight, outward winding)."""
     return anny_model().faces.numpy().astype(np.int64)
+
+
+SURFACES = ("full", "outer")
+"""Which triangles make a body: Anny's `full` mesh (eyeballs, teeth and the mouth cavity that opens
+between the lips), or the `outer` surface a camera sees: the body's skin with the cavity removed and
+the lips closed along their line (watertight, one component, the same vertices)."""
+
+
+@functools.lru_cache(maxsize=2)
+def body_faces(surface: str = "full") -> np.ndarray:
+    """[F, 3] int64 triangles of `surface` (SURFACES), shared by every body."""
+    if surface == "full":
+        return faces()
+    if surface == "outer":
+        return _outer_faces()
+    raise ValueError(f"unknown body surface {surface!r}; expected one of {SURFACES}")
+
+
+def _outer_faces(mouth_escape: int = 8) -> np.ndarray:
+    """The skin of the default body without its inner parts. Eyeballs and teeth are their own
+    components (dropped). The mouth cavity is the skin's own fold behind the lips: the faces near
+    the mouth that at most `mouth_escape` of 256 rays leave (escaping_rays), grown from the most
+    hidden one; its rim is the lip line, closed by a strip of triangles between the lips."""
+    import trimesh
+
+    from .data.sdf import escaping_rays
+
+    verts, tris = body_meshes({})[0], faces()
+    components = trimesh.graph.connected_components(
+        trimesh.Trimesh(verts, tris, process=False).face_adjacency, nodes=np.arange(len(tris))
+    )
+    skin = tris[np.sort(max(components, key=len))]
+    escape = escaping_rays(verts, skin)
+    centres = verts[skin].mean(1)
+    adjacency = trimesh.Trimesh(verts, skin, process=False).face_adjacency
+
+    def regions(mask):
+        links = adjacency[mask[adjacency[:, 0]] & mask[adjacency[:, 1]]]
+        return trimesh.graph.connected_components(links, nodes=np.flatnonzero(mask), min_len=1)
+
+    mouth = max(regions(escape == 0), key=len)  # the largest wholly hidden region
+    seed = mouth[0]
+    near_mouth = np.linalg.norm(centres - centres[mouth].mean(0), axis=1) < 0.03  # 7.5 cm
+    candidate = (escape <= mouth_escape) & near_mouth
+    cavity = next(c for c in regions(candidate) if seed in c)
+    kept = np.delete(skin, cavity, axis=0)
+    return np.concatenate([kept, _close_loop(verts, kept)]).astype(np.int64)
+
+
+def _close_loop(verts: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Triangles closing the one boundary loop of `tris` as a strip between its two halves (from
+    the vertex of least x to that of most x: the mouth corners), wound like the mesh."""
+    directed = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    edge_set = {tuple(e) for e in directed.tolist()}
+    boundary = {a: b for a, b in directed.tolist() if (b, a) not in edge_set}
+    start = next(iter(boundary))
+    loop = [start]
+    while boundary[loop[-1]] != start:
+        loop.append(boundary[loop[-1]])
+        if len(loop) > len(boundary):
+            raise RuntimeError("the mouth's rim is not one loop")
+    if len(loop) != len(boundary):
+        raise RuntimeError(f"the mouth's rim is {len(boundary)} edges but its loop {len(loop)}")
+    ring = loop[::-1]  # the cap runs against the mesh's boundary edges
+    n = len(ring)
+    first = int(np.argmin(verts[ring, 0]))
+    u, w = (first + 1) % n, (first - 1) % n  # u walks forward, w backward from the first corner
+    out = [(ring[w], ring[first], ring[u])]
+    while len(out) < n - 2:
+        fwd, back = (u + 1) % n, (w - 1) % n
+        advance_u = np.linalg.norm(verts[ring[fwd]] - verts[ring[w]]) <= np.linalg.norm(
+            verts[ring[back]] - verts[ring[u]]
+        )
+        if advance_u:
+            out.append((ring[w], ring[u], ring[fwd]))
+            u = fwd
+        else:
+            out.append((ring[back], ring[w], ring[u]))
+            w = back
+    return np.array(out, dtype=np.int64)
 
 
 def _named_array(values, names: list[str], default: float, what: str) -> np.ndarray:
@@ -209,19 +290,10 @@ class Identity:
     id: str
     phenotypes: dict[str, float]
     age_years: float
-    split: str  # "train" | "test"
+    split: str  # "train" | "test" | "tail" (held out: the extremes of the phenotype box)
 
 
-def sample_identities(
-    count: int, seed: int = 0, test_fraction: float = 0.2, min_age_years: float = 13.0, max_age_years: float = 85.0
-) -> list[Identity]:
-    """Phenotypes from Anny's WHO-calibrated distribution (height/weight/muscle conditioned on
-    age and gender), ages uniform in [min, max] years; seeded, with a seeded train/test split.
-    Ids are stable: the same (seed, index) always gives the same body."""
-    if count < 2:
-        raise ValueError(f"identities.count must be >= 2, got {count}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"identities.test_fraction must be in (0, 1), got {test_fraction}")
+def _shape_distribution(min_age_years: float, max_age_years: float):
     import torch
     from anny.shape_distribution import SimpleShapeDistribution
 
@@ -230,31 +302,145 @@ def sample_identities(
     ages = torch.distributions.Uniform(torch.tensor(min_age_years, dtype=f64), torch.tensor(max_age_years, dtype=f64))
     dist = SimpleShapeDistribution(model.to(f64), morphological_age_distribution=ages)
     model.to(torch.float32)
+    return dist
+
+
+def _years_to_age(dist, years) -> np.ndarray:
+    import torch
+
+    return dist.morphological_age_mapping.morphological_to_anny_age(torch.as_tensor(years, dtype=torch.float64)).numpy()
+
+
+def _age_to_years(dist, age) -> np.ndarray:
+    import torch
+
+    return dist.morphological_age_mapping.anny_to_morphological_age(torch.as_tensor(age, dtype=torch.float64)).numpy()
+
+
+def sample_identities(
+    count: int,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    min_age_years: float = 13.0,
+    max_age_years: float = 85.0,
+    box_fraction: float = 0.0,
+    tails: bool = False,
+    box_heights_m: tuple[float, float] = (1.35, 2.05),
+) -> list[Identity]:
+    """Phenotypes from Anny's WHO-calibrated distribution (height/weight/muscle conditioned on
+    age and gender), ages uniform in [min, max] years; seeded, with a seeded train/test split.
+    A `box_fraction` share is instead drawn uniformly over the whole phenotype box (ages in the
+    same years, standing heights within box_heights_m), so the tails of the population (very tall,
+    short, heavy, thin, muscular, old) are covered.
+    `tails` appends TAIL_IDENTITIES (split "tail", never trained on).
+    Ids are stable: the same settings and index always give the same body."""
+    if count < 2:
+        raise ValueError(f"identities.count must be >= 2, got {count}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"identities.test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0.0 <= box_fraction <= 1.0:
+        raise ValueError(f"identities.box_fraction must be in [0, 1], got {box_fraction}")
+    import torch
+
+    dist = _shape_distribution(min_age_years, max_age_years)
+    n_box = round(count * box_fraction)
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        morph_age, ph = dist.sample(count)
+        morph_age, ph = dist.sample(count - n_box)
     finally:
         torch.random.set_rng_state(state)
+    table = np.stack([ph[k].numpy() for k in PHENOTYPES], 1) if count > n_box else np.zeros((0, 6))
+    years = morph_age.numpy()
+    if n_box:
+        box = _box_phenotypes(dist, n_box, np.random.default_rng([seed, 1]), min_age_years, max_age_years, box_heights_m)
+        table = np.concatenate([table, box])
+        years = np.concatenate([years, _age_to_years(dist, box[:, PHENOTYPES.index("age")])])
     rng = np.random.default_rng(seed)
     test = set(rng.permutation(count)[: max(1, round(count * test_fraction))].tolist())
-    return [
+    out = [
         Identity(
             id=f"s{seed}-{i:05d}",
-            phenotypes={k: float(np.clip(ph[k][i].item(), 0.0, 1.0)) for k in PHENOTYPES},
-            age_years=float(morph_age[i]),
+            phenotypes={k: float(np.clip(table[i, j], 0.0, 1.0)) for j, k in enumerate(PHENOTYPES)},
+            age_years=float(years[i]),
             split="test" if i in test else "train",
         )
         for i in range(count)
     ]
+    return out + (tail_identities(min_age_years, max_age_years) if tails else [])
+
+
+def _standing_heights(phenotypes: np.ndarray) -> np.ndarray:
+    v = body_meshes(phenotypes)
+    return space.model_to_metres(v[:, :, 1].max(1) - v[:, :, 1].min(1))
+
+
+def _box_phenotypes(dist, n, rng, min_age_years, max_age_years, heights_m) -> np.ndarray:
+    """n phenotype rows uniform over the box, ages in [min, max] years, heights in heights_m."""
+    lo, hi = _years_to_age(dist, [min_age_years, max_age_years])
+    a = PHENOTYPES.index("age")
+    rows = []
+    while sum(len(r) for r in rows) < n:
+        cand = rng.random((2 * n, len(PHENOTYPES)))
+        cand[:, a] = lo + cand[:, a] * (hi - lo)
+        h = _standing_heights(cand)
+        rows.append(cand[(h >= heights_m[0]) & (h <= heights_m[1])])
+    return np.concatenate(rows)[:n]
+
+
+TAIL_EXTREMES = ("age", "muscle", "weight", "height", "proportions")
+
+
+def tail_identities(min_age_years: float = 13.0, max_age_years: float = 85.0, heights_m=(1.40, 2.00)) -> list[Identity]:
+    """The named tail test set: each of TAIL_EXTREMES at its low and at its high end (age: the
+    youngest and oldest years; height: heights_m standing), for a man and a woman, the other
+    phenotypes at 0.5 and 25 years; then four corners people bring (tall muscular man, heavy
+    elderly woman, tall thin woman, short light teenager). Ids say what they are: tail-height-hi-m."""
+    dist = _shape_distribution(min_age_years, max_age_years)
+    age_lo, age_hi, adult = (float(a) for a in _years_to_age(dist, [min_age_years, max_age_years, 25.0]))
+    genders = (("m", 0.0), ("f", 1.0))
+    ends = {"age": {g: (age_lo, age_hi) for g, _ in genders}}
+    ends["height"] = {}
+    for g, gender in genders:  # standing height is linear in the height phenotype
+        h0, h1 = _standing_heights(check_phenotypes({"gender": gender, "age": adult, "height": [0.0, 1.0]}))
+        ends["height"][g] = tuple(float(np.clip((t - h0) / (h1 - h0), 0, 1)) for t in heights_m)
+    rows = []
+    for name in TAIL_EXTREMES:
+        for g, gender in genders:
+            for end, value in zip(("lo", "hi"), ends.get(name, {}).get(g, (0.0, 1.0))):
+                rows.append((f"tail-{name}-{end}-{g}", {"gender": gender, name: value}))
+    tall_m, tall_f = ends["height"]["m"][1], ends["height"]["f"][1]
+    rows += [
+        ("tail-tall-muscular-man", {"gender": 0.0, "height": tall_m, "muscle": 1.0, "weight": 0.8}),
+        ("tail-heavy-elderly-woman", {"gender": 1.0, "age": age_hi, "weight": 1.0, "height": 0.3}),
+        ("tail-tall-thin-woman", {"gender": 1.0, "height": tall_f, "weight": 0.0, "muscle": 0.3}),
+        ("tail-short-light-teenager", {"gender": 0.5, "age": age_lo, "height": 0.2, "weight": 0.1}),
+    ]
+    out = []
+    for name, values in rows:
+        ph = {k: float(values.get(k, adult if k == "age" else 0.5)) for k in PHENOTYPES}
+        out.append(Identity(name, ph, round(float(_age_to_years(dist, [ph["age"]])[0]), 2), "tail"))
+    return out
+
+
+def identities_of(identities_cfg) -> list[Identity]:
+    """The identities a data config's `identities` section describes."""
+    ic = identities_cfg
+    return sample_identities(
+        ic.count,
+        ic.seed,
+        ic.test_fraction,
+        ic.min_age_years,
+        ic.max_age_years,
+        ic.box_fraction,
+        ic.tails,
+        tuple(ic.box_heights_m),
+    )
 
 
 def find_identity(identity_id: str, identities_cfg) -> Identity:
     """The identity with this id under a data config's `identities` settings (ids are seeded)."""
-    ic = identities_cfg
-    idents = {
-        x.id: x for x in sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)
-    }
+    idents = {x.id: x for x in identities_of(identities_cfg)}
     if identity_id not in idents:
         some = ", ".join(list(idents)[:5])
         raise ValueError(f"unknown identity '{identity_id}' for this data config; ids look like {some}, ...")
@@ -459,6 +645,87 @@ def _wave():
     )
 
 
+def _reach_across():
+    """Arms reaching forward and across the body in turn, torso twisting with them."""
+    return _clip(
+        "reach_across",
+        80,
+        {
+            "shoulder_flex_l": _pulse(95, 1.0),
+            "shoulder_flex_r": _pulse(95, 1.0, 0.5),
+            "shoulder_raise_l": _pulse(-15, 1.0),
+            "shoulder_raise_r": _pulse(-15, 1.0, 0.5),
+            "elbow_bend_l": _pulse(40, 1.0, 0.5, 10),
+            "elbow_bend_r": _pulse(40, 1.0, 0.0, 10),
+            "torso_twist": _sin(-30, 1.0, 0.25),
+            "spine_bend": _pulse(15, 2.0),
+        },
+    )
+
+
+def _crouch():
+    """A deep crouch, heels down, arms forward for balance, back rounded."""
+    d = _pulse(1.0, 1.0)
+    return _clip(
+        "crouch",
+        70,
+        {
+            "hip_flex_l": lambda t: 100 * d(t),
+            "hip_flex_r": lambda t: 100 * d(t),
+            "knee_bend_l": lambda t: 130 * d(t),
+            "knee_bend_r": lambda t: 130 * d(t),
+            "ankle_bend_l": lambda t: 25 * d(t),
+            "ankle_bend_r": lambda t: 25 * d(t),
+            "hip_abduct_l": lambda t: 15 * d(t),
+            "hip_abduct_r": lambda t: 15 * d(t),
+            "spine_bend": lambda t: 35 * d(t),
+            "shoulder_flex_l": lambda t: 70 * d(t),
+            "shoulder_flex_r": lambda t: 60 * d(t),
+            "elbow_bend_l": lambda t: 30 * d(t),
+        },
+        translation=lambda t: np.stack([0 * t, -0.5 * d(t), 0 * t], 1),
+    )
+
+
+def _side_bend():
+    """Side bends to both sides, the arm of the long side over the head."""
+    return _clip(
+        "side_bend",
+        80,
+        {
+            "spine_side": _sin(25, 1.0),
+            "shoulder_raise_r": lambda t: 150 * np.clip(np.sin(2 * np.pi * t), 0, 1) ** 0.5 * 0.8,
+            "shoulder_raise_l": lambda t: 150 * np.clip(-np.sin(2 * np.pi * t), 0, 1) ** 0.5 * 0.8,
+            "elbow_bend_r": lambda t: 40 * np.clip(np.sin(2 * np.pi * t), 0, 1),
+            "elbow_bend_l": lambda t: 40 * np.clip(-np.sin(2 * np.pi * t), 0, 1),
+            "head_turn": _sin(10, 1.0, 0.25),
+        },
+    )
+
+
+def _boxing():
+    """Guard up in front of the face, alternating straight punches with a twisting torso."""
+    return _clip(
+        "boxing",
+        72,
+        {
+            "shoulder_flex_l": _pulse(50, 2.0, 0.0, 40),
+            "shoulder_flex_r": _pulse(50, 2.0, 0.5, 40),
+            "shoulder_raise_l": lambda t: 20 + 0 * t,
+            "shoulder_raise_r": lambda t: 20 + 0 * t,
+            "elbow_bend_l": _pulse(-110, 2.0, 0.0, 125),
+            "elbow_bend_r": _pulse(-110, 2.0, 0.5, 125),
+            "torso_twist": _sin(25, 2.0, 0.25),
+            "knee_bend_l": lambda t: 15 + 0 * t,
+            "knee_bend_r": lambda t: 15 + 0 * t,
+            "hip_flex_l": lambda t: 12 + 0 * t,
+            "hip_flex_r": lambda t: 12 + 0 * t,
+            "neck_bend": lambda t: 10 + 0 * t,
+        },
+        translation=lambda t: np.stack([0 * t, -0.03 + 0 * t, 0 * t], 1),
+    )
+
+
 MOTIONS = {
     "walk": _walk,
     "squat": _squat,
@@ -467,6 +734,10 @@ MOTIONS = {
     "jumping_jack": _jumping_jack,
     "kick": _kick,
     "wave": _wave,
+    "reach_across": _reach_across,
+    "crouch": _crouch,
+    "side_bend": _side_bend,
+    "boxing": _boxing,
 }
 """Procedural clips: name -> builder. Train/test split of motions lives in the data config."""
 

@@ -428,6 +428,9 @@ def cmd_train(args) -> None:
         "shape_training": shape_cfg,
         "pose_training": pose_cfg,
     }
+    init = checkpoint.decoder_state(args.init_from, args.stage) if args.init_from else None
+    if args.init_from:
+        sections["init_from"] = str(args.init_from)
     bar = {}
 
     def progress(ev):
@@ -449,6 +452,7 @@ def cmd_train(args) -> None:
             progress,
             code_labels=ds.shape_code_labels(),
             sections=sections,
+            init_decoder=init,
         )
     else:
         m = checkpoint.load_model(args.out)
@@ -462,6 +466,7 @@ def cmd_train(args) -> None:
             progress,
             code_labels=ds.pose_code_labels(),
             sections=sections,
+            init_decoder=init,
         )
     if "bar" in bar:
         bar["bar"].close()
@@ -792,6 +797,12 @@ def build_parser() -> argparse.ArgumentParser:
     _path_arg(t, "--cache", folder_out, help="data cache root")
     _path_arg(
         t, "--data", existing_dir, help="an imported dataset (`npms data import`) instead of the config's Anny data"
+    )
+    _path_arg(
+        t,
+        "--init-from",
+        existing_dir,
+        help="a checkpoint of the same sizes whose decoder this stage starts from (codes start afresh)",
     )
     t.add_argument("--threads", type=threads, default=2, help=threads_help)
     t.set_defaults(fn=cmd_train)

@@ -42,6 +42,9 @@ class IdentityConfig:
     min_age_years: float = 13.0
     max_age_years: float = 85.0
     seed: int = 0
+    box_fraction: float = 0.0  # share drawn over the whole phenotype box (Latin hypercube), not the population
+    tails: bool = False  # add the named tail test identities (bodies.tail_identities; never trained on)
+    box_heights_m: list[float] = field(default_factory=lambda: [1.35, 2.05])  # standing heights of box draws
 
 
 @dataclass
@@ -52,6 +55,7 @@ class PoseConfig:
     motion_stride: int = 3  # every k-th frame of each training motion, per identity
     motion_identities: int = 24  # training identities that perform the training motions
     seed: int = 1
+    spread: float = 0.65  # random poses: 1 draws over each joint's whole range, less pulls towards neutral
 
 
 @dataclass
@@ -81,6 +85,7 @@ class DataConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
     train_motions: list[str] = field(default_factory=lambda: ["walk", "squat", "arm_raise", "torso_twist"])
     test_motions: list[str] = field(default_factory=lambda: ["jumping_jack", "kick", "wave"])
+    surface: str = "full"  # bodies.SURFACES: "outer" closes the lips and drops eyeballs and teeth
 
 
 # ----------------------------------------------------------------------------- I/O

@@ -140,12 +140,14 @@ def train_shape(
     resume: bool = True,
     code_labels: list[dict] | None = None,
     sections: dict | None = None,
+    init_decoder: dict | None = None,
 ) -> TrainResult:
     """Train f_s and one code per identity on `samples` (points [I, N, 3] canonical, sdf [I, N]).
 
     Writes <out_dir>/shape.pt (+ config.yaml, meta.yaml) at the end; resumes from the training
     state in out_dir when `resume`. code_labels: one dict per identity for meta.yaml;
-    sections: extra config.yaml sections (e.g. {"data": DataConfig})."""
+    sections: extra config.yaml sections (e.g. {"data": DataConfig}); init_decoder: a state dict of
+    the same decoder (another checkpoint's) to start from instead of the default init."""
     cfg, model_cfg = cfg or TrainShapeConfig(), model_cfg or model_preset("fast")
     dev = torch.device(cfg.device)
     I, N, D = samples.num_shapes, samples.points.shape[1], model_cfg.shape.code_dim
@@ -153,6 +155,7 @@ def train_shape(
     # model and codes: default PyTorch init, codes ~ N(0, (1/D)^2)
     torch.manual_seed(cfg.seed)
     decoder = ShapeDecoder(model_cfg.shape).to(dev)
+    _init_from(decoder, init_decoder)
     codes = nn.Parameter((torch.randn(I, D) / D).to(dev))
     opt = torch.optim.Adam(
         [{"params": decoder.parameters(), "lr": cfg.lr_net}, {"params": [codes], "lr": cfg.lr_codes}]
@@ -183,21 +186,21 @@ def train_shape(
                 ],
                 1,
             ).to(dev)
-            b = batch.to(dev)
-            x = torch.gather(points[b], 1, cols[..., None].expand(-1, -1, 3))  # [B, K, 3] canonical
-            y = torch.gather(sdf[b], 1, cols)  # [B, K]
+            mine = run.share(len(batch))  # this process's rows of the batch (all of them unless distributed)
+            b, cols = batch[mine].to(dev), cols[mine]
+            x = torch.gather(points[b], 1, cols[..., None].expand(-1, -1, 3))  # [b, K, 3] canonical
+            y = torch.gather(sdf[b], 1, cols)  # [b, K]
 
             pred = decoder(codes[b], x)
-            loss_sdf = (pred.clamp(-c, c) - y.clamp(-c, c)).abs().mean()
-            loss_prior = prior_w * codes[b].square().mean()
+            # batch means written as sums over this process's rows / the whole batch's size
+            loss_sdf = (pred.clamp(-c, c) - y.clamp(-c, c)).abs().mean(-1).sum() / len(batch)
+            loss_prior = prior_w * codes[b].square().mean(-1).sum() / len(batch)
             loss = loss_sdf + loss_prior
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)
             loss.backward()
+            run.reduce_gradients(decoder, codes)
             opt.step()
-            run.step(
-                len(batch) * cfg.points_per_shape,
-                {"total": loss.item(), "sdf": loss_sdf.item(), "prior": loss_prior.item()},
-            )
+            run.step(len(batch) * cfg.points_per_shape, run.reduce_losses(total=loss, sdf=loss_sdf, prior=loss_prior))
         run.end_epoch(epoch, opt, decoder, codes, gen)
 
     return run.finish(decoder, codes, code_labels, sections, metrics={"sdf_l1_last_epoch": run.last("sdf")})
@@ -217,6 +220,7 @@ def train_pose(
     resume: bool = True,
     code_labels: list[dict] | None = None,
     sections: dict | None = None,
+    init_decoder: dict | None = None,
 ) -> TrainResult:
     """Train f_p and one code per frame on flow pairs; shape codes [I, Ds] (rows = flow.frame_shape) frozen.
 
@@ -235,6 +239,7 @@ def train_pose(
 
     torch.manual_seed(cfg.seed)
     decoder = PoseDecoder(model_cfg.pose, model_cfg.shape.code_dim).to(dev)
+    _init_from(decoder, init_decoder)
     codes = nn.Parameter((torch.randn(T, D) / D).to(dev))
     opt = torch.optim.Adam(
         [{"params": decoder.parameters(), "lr": cfg.lr_net}, {"params": [codes], "lr": cfg.lr_codes}]
@@ -258,25 +263,23 @@ def train_pose(
             idx = torch.cat(
                 [s[torch.randint(0, len(s), (len(frames), k), generator=gen)] for s, k in zip(sets, per_set)], 1
             )
-            x, y = flow.pairs(frames, idx)  # [B, K, 3] canonical -> posed
-            x, y, f = x.to(dev), y.to(dev), frames.to(dev)
+            mine = run.share(len(frames))
+            x, y = flow.pairs(frames[mine], idx[mine])  # [b, K, 3] canonical -> posed
+            x, y, f = x.to(dev), y.to(dev), frames[mine].to(dev)
 
             dx = decoder(shape_codes[frame_shape[f]], codes[f], x)
-            sq = (x + dx - y).square().sum(-1)  # [B, K]
-            loss_flow = (sq / 2).mean()
-            loss_prior = prior_w * codes[f].square().mean()
+            sq = (x + dx - y).square().sum(-1)  # [b, K]
+            loss_flow = (sq / 2).mean(-1).sum() / len(frames)
+            loss_prior = prior_w * codes[f].square().mean(-1).sum() / len(frames)
             loss = loss_flow + loss_prior
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)
             loss.backward()
+            run.reduce_gradients(decoder, codes)
             opt.step()
+            epe = sq.detach().sqrt().mean(-1).sum() / len(frames)
             run.step(
                 len(frames) * cfg.points_per_frame,
-                {
-                    "total": loss.item(),
-                    "flow": loss_flow.item(),
-                    "prior": loss_prior.item(),
-                    "epe": sq.detach().sqrt().mean().item(),
-                },
+                run.reduce_losses(total=loss, flow=loss_flow, prior=loss_prior, epe=epe),
             )
         run.end_epoch(epoch, opt, decoder, codes, gen)
 
@@ -287,6 +290,25 @@ def train_pose(
         sections,
         metrics={"flow_loss_last_epoch": run.last("flow"), "epe_last_epoch": run.last("epe")},
     )
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of a torch.distributed run (`torchrun ... npms train`), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _init_from(decoder: nn.Module, state: dict | None) -> None:
+    """Start from another checkpoint's decoder weights (fine-tuning); the codes start afresh."""
+    if state is None:
+        return
+    try:
+        decoder.load_state_dict(state)
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(f"the decoder to start from has other sizes ({str(e)[:300]})") from None
 
 
 # ----------------------------------------------------- bookkeeping (state, progress)
@@ -300,9 +322,13 @@ class _Run:
 
     def __init__(self, stage, out_dir, cfg, model_cfg, progress, steps_per_epoch):
         self.stage, self.cfg, self.model_cfg = stage, cfg, model_cfg
+        self.rank, self.world = distributed_rank()
         self.out = Path(out_dir) if out_dir is not None else None
+        self.writes = self.out is not None and self.rank == 0  # one process writes state, log and result
         self.callbacks = [
-            c for c in (progress, JsonlLog(layout.checkpoint_progress_path(self.out)) if self.out else None) if c
+            c
+            for c in (progress, JsonlLog(layout.checkpoint_progress_path(self.out)) if self.writes else None)
+            if c and self.rank == 0
         ]
         self.steps_per_epoch = steps_per_epoch
         self.epoch, self.global_step, self.history, self.prior_seconds, self.resumed_from = 0, 0, [], 0.0, 0
@@ -339,6 +365,35 @@ class _Run:
             self.resumed_from, kind = self.epoch, "resume"
         self.emit(kind)
 
+    def share(self, n: int) -> torch.Tensor:
+        """Indices of this process's rows of a batch of n: every world-th row from its rank. Every
+        process draws the same batches and samples (one seeded generator), so the rows partition it."""
+        return torch.arange(self.rank, n, self.world)
+
+    def reduce_gradients(self, decoder, codes):
+        """Sum the gradients over the processes: with losses written as sums over rows / the batch size,
+        the sum is the whole batch's gradient, so every process takes the same optimiser step."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        grads = [p.grad for p in decoder.parameters()] + [codes.grad]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def reduce_losses(self, **losses) -> dict:
+        """The whole batch's losses (summed over the processes) as floats."""
+        values = torch.stack([v.detach().reshape(()) for v in losses.values()])
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(values)
+        return dict(zip(losses, values.tolist()))
+
     def step(self, n_samples, losses):
         self.global_step += 1
         self.steps_here += 1
@@ -361,14 +416,15 @@ class _Run:
         }
         self.history.append(row)
         self.sums, self.count = {}, 0
-        print(
-            f"{self.stage} epoch {self.epoch}/{self.cfg.epochs} "
-            + " ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "epoch")
-            + f" | {self.samples_epoch / max(time.time() - self.t_epoch, 1e-9):.0f} points/s",
-            flush=True,
-        )
+        if self.rank == 0:
+            print(
+                f"{self.stage} epoch {self.epoch}/{self.cfg.epochs} "
+                + " ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "epoch")
+                + f" | {self.samples_epoch / max(time.time() - self.t_epoch, 1e-9):.0f} points/s",
+                flush=True,
+            )
         last = self.epoch == self.cfg.epochs
-        if self.out and (last or self.epoch % self.cfg.checkpoint_every_epochs == 0):
+        if self.writes and (last or self.epoch % self.cfg.checkpoint_every_epochs == 0):
             ckpt.save_train_state(
                 self.out,
                 self.stage,
@@ -417,7 +473,7 @@ class _Run:
 
     def finish(self, decoder, codes, code_labels, sections, metrics) -> TrainResult:
         seconds = self.seconds()
-        if self.out:
+        if self.writes:
             secs = {f"train_{self.stage}": to_dict(self.cfg), **(sections or {})}
             ckpt.save_stage(
                 self.out,

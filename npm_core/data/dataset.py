@@ -85,8 +85,10 @@ class AnnySource:
 
         _check_motions(cfg)
         self.info = anny_info()
-        ic = cfg.identities
-        idents = bodies.sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)
+        if cfg.surface not in bodies.SURFACES:
+            raise ValueError(f"data.surface: expected one of {bodies.SURFACES}, got {cfg.surface!r}")
+        self.surface = cfg.surface
+        idents = bodies.identities_of(cfg.identities)
         self.phenotypes = bodies.phenotype_array(idents)
         self.identities = [
             {"id": x.id, "split": x.split, "age_years": round(x.age_years, 2), "phenotypes": x.phenotypes}
@@ -94,21 +96,23 @@ class AnnySource:
         ]
         train = [i for i, x in enumerate(idents) if x.split == "train"]
         test = [i for i, x in enumerate(idents) if x.split == "test"]
+        tail = [i for i, x in enumerate(idents) if x.split == "tail"]
         pc = cfg.poses
         rng = np.random.default_rng(pc.seed)
         rand_ident = rng.choice(train, size=pc.random_frames)
-        rand_angles = bodies.sample_poses(pc.random_frames, pc.seed)
+        rand_angles = bodies.sample_poses(pc.random_frames, pc.seed, pc.spread)
         self.frames = [_anny_frame(i, "random", k, a) for k, (i, a) in enumerate(zip(rand_ident, rand_angles))]
         movers = rng.choice(train, size=min(pc.motion_identities, len(train)), replace=False)
         self.frames += _motion_frames(movers, cfg.train_motions, pc.motion_stride)
         self.test_frames = _motion_frames(movers[:4], cfg.test_motions, 2) + _motion_frames(
             test[:8], cfg.test_motions + cfg.train_motions[:1], 2
         )
+        self.test_frames += _motion_frames(tail, cfg.test_motions, 4)
 
     def faces(self):
         from .. import bodies
 
-        return bodies.faces()
+        return bodies.body_faces(self.surface)
 
     def canonical(self):
         from .. import bodies

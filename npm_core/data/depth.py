@@ -77,7 +77,7 @@ class Camera:
 def _ray_kernel():
     from .sdf import _warp
 
-    wp, _ = _warp()
+    wp = _warp()[0]
 
     @wp.kernel
     def cast(

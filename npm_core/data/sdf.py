@@ -40,12 +40,28 @@ def _warp():
             out_closest[tid] = p
             out_face[tid] = -1
 
-    return wp, signed_distance_kernel
+    @wp.kernel
+    def escape_kernel(
+        mesh: wp.uint64,
+        origins: wp.array(dtype=wp.vec3),
+        normals: wp.array(dtype=wp.vec3),
+        dirs: wp.array(dtype=wp.vec3),
+        out: wp.array(dtype=int),
+    ):
+        i, k = wp.tid()
+        d = dirs[k]
+        n = normals[i]
+        if wp.dot(d, n) > 0.05:
+            q = wp.mesh_query_ray(mesh, origins[i] + n * 1.0e-4, d, 1.0e6)
+            if not q.result:
+                wp.atomic_add(out, i, 1)
+
+    return wp, signed_distance_kernel, escape_kernel
 
 
 def warp_mesh(vertices: np.ndarray, faces: np.ndarray):
     """A warp BVH mesh (with winding-number support) of vertices [V,3], faces [F,3]."""
-    wp, _ = _warp()
+    wp = _warp()[0]
     return wp.Mesh(
         points=wp.array(np.ascontiguousarray(vertices, dtype=np.float32), dtype=wp.vec3),
         indices=wp.array(np.ascontiguousarray(faces, dtype=np.int32).reshape(-1), dtype=wp.int32),
@@ -57,7 +73,7 @@ def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
     """Signed distance of points [N,3] to the mesh (negative inside), in the mesh's units.
 
     Returns (sdf [N] float32, closest points [N,3], closest face [N])."""
-    wp, kernel = _warp()
+    wp, kernel, _ = _warp()
     mesh = mesh if mesh is not None else warp_mesh(vertices, faces)
     pts = wp.array(np.ascontiguousarray(points, dtype=np.float32), dtype=wp.vec3)
     n = len(points)
@@ -71,6 +87,24 @@ def signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
 def inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Boolean inside test of points [N,3] (winding number >= 0.5)."""
     return signed_distance(vertices, faces, points)[0] < 0
+
+
+def escaping_rays(vertices: np.ndarray, faces: np.ndarray, directions: int = 256) -> np.ndarray:
+    """How many of `directions` rays (a Fibonacci sphere, those leaving each face's front side) from
+    each face's centre reach infinity without hitting the mesh: 0 for a face hidden in a cavity
+    (a mouth interior), about half of them for a face on a convex part. Returns int [F]."""
+    wp, _, kernel = _warp()
+    tri = np.asarray(vertices, np.float64)[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
+    i = np.arange(directions) + 0.5
+    polar, azimuth = np.arccos(1 - 2 * i / directions), np.pi * (1 + 5**0.5) * i
+    dirs = np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], 1)
+    out = wp.zeros(len(faces), dtype=int)
+    vec = lambda a: wp.array(np.ascontiguousarray(a, dtype=np.float32), dtype=wp.vec3)  # noqa: E731
+    mesh = warp_mesh(vertices, faces)
+    wp.launch(kernel, dim=(len(faces), directions), inputs=[mesh.id, vec(tri.mean(1)), vec(normal), vec(dirs), out])
+    return out.numpy()
 
 
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator):

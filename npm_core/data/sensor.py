@@ -93,6 +93,27 @@ def depth_edges(depth: np.ndarray, jump: float) -> np.ndarray:
     return out
 
 
+def fill_dropped(depth: np.ndarray, rounds: int = 1, need: int = 2) -> np.ndarray:
+    """A frame [H,W] metres with the pixels a sensor drops at the silhouette put back: each round,
+    every pixel without depth that has at least `need` of its 8 neighbours with depth gets their
+    mean depth (one round restores a one-pixel ring). Returns float32."""
+    d = np.asarray(depth, np.float64).copy()
+    h, w = d.shape
+    for _ in range(rounds):
+        valid = d > 0
+        pad, pvalid = np.pad(d, 1), np.pad(valid, 1)
+        acc, count = np.zeros_like(d), np.zeros_like(d)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy or dx:
+                    nv = pvalid[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+                    acc += pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] * nv
+                    count += nv
+        grow = ~valid & (count >= need)
+        d[grow] = acc[grow] / count[grow]
+    return d.astype(np.float32)
+
+
 def smooth(
     depth: np.ndarray, sigma_m: float, radius: int = 3, spatial_px: float = 2.0, range_k: float = 3.0
 ) -> np.ndarray:

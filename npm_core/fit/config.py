@@ -40,6 +40,7 @@ class FitConfig:
     # noise_floor_px pixel footprints (a clean render's curvature alone reads as ~0.1 of one) get
     noise_floor_m: float = 0.002
     noise_floor_px: float = 0.25
+    noise_fill: bool = True  # the one-pixel ring a sensor drops at the silhouette put back
     noise_smooth: bool = True  # edge-aware smoothing of the depth
     noise_truncation: float = 3.0  # truncation at least this many sigma
     noise_huber: bool = False  # L_r quadratic within sigma of the data (Huber), linear beyond

@@ -90,7 +90,8 @@ class PartialSDF:
     pixel with camera depth z > d is inside (negative); z > d + truncation is unobserved
     (mask 0); points projecting on background or outside the image are observed and outside.
     cfg (optional) brings the noise handling: the frame's noise sigma_m is estimated from its
-    depth, and above the noise floor (cfg.noise_floor_m, noise_floor_px) the depth is smoothed (noise_smooth), the truncation is at
+    depth, and above the noise floor (cfg.noise_floor_m, noise_floor_px) the pixels dropped at the
+    silhouette are put back (noise_fill), the depth is smoothed (noise_smooth), the truncation is at
     least noise_truncation sigma, depth discontinuities and the pixels just off the silhouette
     are unobserved (noise_edges), and `delta` (model units) is the Huber scale (noise_huber)."""
 
@@ -107,6 +108,8 @@ class PartialSDF:
         self.delta = 0.0
         trunc_m = space.model_to_metres(truncation)
         if self.noisy:
+            if cfg.noise_fill:
+                depth = sensor.fill_dropped(depth)
             if cfg.noise_smooth:
                 depth = sensor.smooth(depth, self.sigma_m)
             if cfg.noise_edges:

@@ -228,6 +228,14 @@ def load_codes(d) -> tuple[torch.Tensor, torch.Tensor | None]:
     return shape, pose
 
 
+def decoder_state(d, stage: str) -> dict:
+    """The `stage` decoder's state dict of checkpoint d (to start another training from)."""
+    cfg, _ = load_model_config(d)
+    if not layout.checkpoint_stage_path(d, stage).exists():
+        raise CheckpointError(f"{layout.checkpoint_stage_path(d, stage)}: no trained {stage} stage to start from")
+    return _read_stage(d, stage, getattr(cfg, stage).code_dim)[0]["decoder"]
+
+
 def load_model(d, device: str | torch.device = "cpu", meta: bool = True) -> LoadedModel:
     """Load checkpoints/<name>/: config, shape decoder + codes, pose decoder + codes if present, meta
     (meta=False: an empty dict, for callers that only decode; meta.yaml takes seconds to parse)."""
