@@ -353,7 +353,9 @@ def sample_identities(
     table = np.stack([ph[k].numpy() for k in PHENOTYPES], 1) if count > n_box else np.zeros((0, 6))
     years = morph_age.numpy()
     if n_box:
-        box = _box_phenotypes(dist, n_box, np.random.default_rng([seed, 1]), min_age_years, max_age_years, box_heights_m)
+        box = _box_phenotypes(
+            dist, n_box, np.random.default_rng([seed, 1]), min_age_years, max_age_years, box_heights_m
+        )
         table = np.concatenate([table, box])
         years = np.concatenate([years, _age_to_years(dist, box[:, PHENOTYPES.index("age")])])
     rng = np.random.default_rng(seed)

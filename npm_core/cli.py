@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
@@ -392,8 +394,44 @@ def load_train_config(path: str | None, preset: str | None):
     return name, model, data, shape, pose
 
 
+@dataclass
+class _Distributed:
+    rank: int = 0
+    device: str | None = None  # this process's GPU under torchrun, else the config's device
+
+    def barrier(self):
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+
+    def close(self):
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _init_distributed(device: str) -> _Distributed:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1): nccl with one GPU per
+    process (LOCAL_RANK) when the training device is CUDA, gloo on CPU. Each process trains on its
+    rows of every batch."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _Distributed()
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        return _Distributed(dist.get_rank(), f"cuda:{local}")
+    dist.init_process_group("gloo")
+    return _Distributed(dist.get_rank())
+
+
 def cmd_train(args) -> None:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     import torch
 
@@ -408,6 +446,7 @@ def cmd_train(args) -> None:
             f"run `npms train shape --out {args.out}` first"
         )
     name, model_cfg, data_cfg, shape_cfg, pose_cfg = load_train_config(args.config, args.preset)
+    distributed = _init_distributed((shape_cfg if args.stage == "shape" else pose_cfg).device)
     root = Path(args.cache) if args.cache else None
     recorded = layout.read_checkpoint_config(args.out).get("dataset") if args.stage == "pose" else None
     data_path = args.data or (str(Path(args.out) / recorded) if recorded else None)  # pose: the shape stage's data
@@ -415,9 +454,10 @@ def cmd_train(args) -> None:
         ds = dataset.open_dataset(data_path)
         data_sections = {"dataset": layout.relative_sequence_path(args.out, data_path), "import": ds.config}
     else:
-        if not layout.is_dataset(layout.dataset_dir(data_cfg, root)):
+        if not layout.is_dataset(layout.dataset_dir(data_cfg, root)) and distributed.rank == 0:
             print("building the training set first (npms data build)...")
             dataset.build(data_cfg, root)
+        distributed.barrier()  # the other processes wait for rank 0's build
         ds = dataset.load(data_cfg, root)
         data_sections = {"data": data_cfg}
     train_ids = ds.split("train")
@@ -442,6 +482,8 @@ def cmd_train(args) -> None:
             {k: f"{v:.3g}" for k, v in list(ev.losses.items())[:3]} | {"pts/s": f"{ev.samples_per_s:.3g}"}, refresh=True
         )
 
+    if distributed.device:
+        shape_cfg, pose_cfg = (replace(c, device=distributed.device) for c in (shape_cfg, pose_cfg))
     t = time.time()
     if args.stage == "shape":
         res = train_shape(
@@ -470,6 +512,9 @@ def cmd_train(args) -> None:
         )
     if "bar" in bar:
         bar["bar"].close()
+    distributed.close()
+    if distributed.rank != 0:
+        return
     print(
         f"trained {args.stage} stage in {res.seconds / 60:.1f} min (this session {(time.time() - t) / 60:.1f} min) -> {args.out}"
     )
@@ -508,7 +553,10 @@ def cmd_eval_model(args) -> None:
     ds = _dataset(args, data_cfg, m.sections)
     out = {"checkpoint": str(args.checkpoint)}
     test_codes = {}
-    for split, n in [("test", args.identities), ("train", args.identities)]:
+    splits = [("test", args.identities), ("train", args.identities)]
+    if ds.split("tail"):  # the named extremes of the phenotype box (npm_core.bodies.tail_identities)
+        splits.append(("tail", args.tail_identities))
+    for split, n in splits:
         rows = evaluate.evaluate_shapes(
             m,
             ds,
@@ -517,7 +565,7 @@ def cmd_eval_model(args) -> None:
             args.resolution,
             args.iou_points,
             progress=_progress_bar(f"{split} shapes"),
-            codes_out=test_codes if split == "test" else None,
+            codes_out=test_codes if split != "train" else None,
         )
         out[f"{split}_identities"] = {
             "count": len(rows),
@@ -815,7 +863,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint folder (config.yaml, shape.pt and, to pose, pose.pt), as `npms train` writes",
     )
     e.add_argument("--identities", type=positive_int, default=16, help="identities per split (default 16)")
-    e.add_argument("--frames", type=positive_int, default=200, help="held-out frames (default 200)")
+    e.add_argument(
+        "--tail-identities",
+        type=positive_int,
+        default=24,
+        help="tail identities (the phenotype extremes), where the dataset has them (default 24: all)",
+    )
+    e.add_argument("--frames", type=positive_int, default=200, help="held-out frames per pose group (default 200)")
     e.add_argument("--resolution", type=resolution, default=256, help=res_help + " (default 256)")
     e.add_argument(
         "--iou-points",

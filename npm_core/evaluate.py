@@ -132,6 +132,14 @@ def evaluate_shapes(
     return rows
 
 
+POSE_GROUPS = {
+    "train": "unseen motions, training identities",
+    "test": "test identities",
+    "tail": "tail identities, unseen motions",
+}
+"""The held-out pose groups, by the split of the frame's identity."""
+
+
 def evaluate_poses(
     model,
     ds: Dataset,
@@ -142,10 +150,11 @@ def evaluate_poses(
     progress=None,
     test_codes: dict | None = None,
 ) -> dict:
-    """Mean vertex error (cm at the domain's true scale) of held-out frames with optimised pose codes; split by group.
-    Frames are drawn from training identities (learned codes) and from the test identities in
-    test_codes (identity index -> code optimised by evaluate_shapes), so no shape code is fitted
-    twice; without test_codes, the first 4 test identities get one."""
+    """Mean vertex error (cm at the domain's true scale) of held-out frames with optimised pose
+    codes, per group: unseen motions of training identities (learned shape codes), test identities
+    and tail identities (codes in test_codes: identity index -> code optimised by evaluate_shapes,
+    so no shape code is fitted twice; without test_codes, the first 4 test identities get one).
+    Up to max_frames frames per group, then "all held-out frames" over every group's frames."""
     flow = ds.flow_samples(test=True)
     train = ds.split("train")
     model.pose_decoder.requires_grad_(False)  # as in evaluate_shapes
@@ -157,11 +166,19 @@ def evaluate_poses(
             for k, i in enumerate(test)
         }
     shape_code = {i: model.shape_codes[k] for k, i in enumerate(train)} | dict(test_codes)
-    usable = np.array([t for t in range(flow.num_frames) if ds.test_frames[t]["identity"] in shape_code])
     rng = np.random.default_rng(seed)
-    frames = np.sort(rng.choice(usable, min(max_frames, len(usable)), replace=False))
+    by_group = {}
+    for t in range(flow.num_frames):
+        i = ds.test_frames[t]["identity"]
+        if i in shape_code:
+            by_group.setdefault(POSE_GROUPS[ds.identities[i]["split"]], []).append(t)
+    frames = np.sort(
+        np.concatenate(
+            [rng.choice(ts, min(max_frames, len(ts)), replace=False) for ts in by_group.values()] or [np.zeros(0, int)]
+        )
+    )
     gen = torch.Generator().manual_seed(seed)
-    errors = {"test motions, training identities": [], "test identities": []}
+    errors = {g: [] for g in POSE_GROUPS.values() if g in by_group}
     for b0 in range(0, len(frames), batch):
         fr = torch.as_tensor(frames[b0 : b0 + batch])
         idx = torch.randint(0, flow.face_index.shape[1], (len(fr), points), generator=gen)
@@ -173,12 +190,10 @@ def evaluate_poses(
             moved = canon + model.pose_decoder(s, codes, canon)
         err_cm = ds.domain.length_to_metres((moved - flow.posed_vertices[fr]).norm(dim=-1).mean(-1)).numpy() * 100
         for t, e in zip(fr.tolist(), err_cm):
-            group = (
-                "test identities" if ds.test_frames[t]["identity"] not in train else "test motions, training identities"
-            )
-            errors[group].append(float(e))
+            errors[POSE_GROUPS[ds.identities[ds.test_frames[t]["identity"]]["split"]]].append(float(e))
         if progress:
             progress(min(b0 + batch, len(frames)), len(frames))
+    errors["all held-out frames"] = [e for v in errors.values() for e in v]
     return {k: {"frames": len(v), "mean_vertex_error_cm": float(np.mean(v)) if v else None} for k, v in errors.items()}
 
 

@@ -89,3 +89,59 @@ def test_bad_phenotypes_and_joints():
         bodies.check_phenotypes({"weight": 1.5})
     with pytest.raises(ValueError, match=r"unknown joint\(s\) \['knee'\]"):
         bodies.check_joint_angles({"knee": 10})
+
+
+def test_outer_surface_closes_the_mouth_and_drops_inner_parts():
+    """`outer`: one watertight skin; a point 2-10 mm behind the lip line is in the mouth cavity
+    (outside) for Anny's skin and inside for the outer surface."""
+    v = bodies.body_meshes({})[0]
+    full, outer = bodies.body_faces("full"), bodies.body_faces("outer")
+    assert len(outer) < len(full) and outer.max() < len(v)
+    m = trimesh.Trimesh(v, outer, process=False)
+    assert m.is_watertight and m.is_winding_consistent and m.volume > 0
+    assert len(m.split(only_watertight=False)) == 1  # no eyeballs or teeth
+    skin_parts = trimesh.Trimesh(v, full, process=False).split(only_watertight=False)
+    assert len(skin_parts) > 1
+    skin = max(skin_parts, key=lambda p: len(p.faces))
+    new = np.array(sorted({tuple(sorted(f)) for f in outer.tolist()} - {tuple(sorted(f)) for f in full.tolist()}))
+    lip = v[new].mean((0, 1))  # the strip closing the lips
+    assert abs(lip[0]) < 0.005 and lip[1] > 0.2  # on the midline of the face
+    behind = lip + np.array([[0, 0, -0.002], [0, 0, -0.005], [0, 0, -0.01]]) / space.model_to_metres(1.0)
+    assert not skin.contains(behind).any() and m.contains(behind).all()
+    # the same triangles serve every body: other phenotypes stay watertight
+    other = bodies.body_meshes({"weight": 1.0, "age": 0.95, "gender": 1.0})[0]
+    assert trimesh.Trimesh(other, outer, process=False).is_watertight
+    with pytest.raises(ValueError, match="unknown body surface 'skin'"):
+        bodies.body_faces("skin")
+
+
+def test_tail_identities_are_the_named_extremes():
+    tails = bodies.tail_identities()
+    ids = [t.id for t in tails]
+    assert len(ids) == len(set(ids)) == 4 * len(bodies.TAIL_EXTREMES) + 4 and {t.split for t in tails} == {"tail"}
+    by = {t.id: t for t in tails}
+    assert by["tail-weight-hi-f"].phenotypes["weight"] == 1.0 and by["tail-weight-hi-f"].phenotypes["gender"] == 1.0
+    assert by["tail-age-hi-m"].age_years == pytest.approx(85.0, abs=0.5)
+    assert by["tail-age-lo-m"].age_years == pytest.approx(13.0, abs=0.5)
+    v = bodies.body_meshes(bodies.phenotype_array([by[f"tail-height-{e}-{g}"] for e in ("lo", "hi") for g in "mf"]))
+    heights = space.model_to_metres(v[:, :, 1].max(1) - v[:, :, 1].min(1))
+    assert np.allclose(heights, [1.40, 1.40, 2.00, 2.00], atol=0.01), heights
+    assert not space.outside_cube(v, margin=0.0).any()
+    # appended after the sampled identities; the sampled ones do not change
+    plain, with_tails = bodies.sample_identities(20, seed=0), bodies.sample_identities(20, seed=0, tails=True)
+    assert with_tails[:20] == plain and [t.id for t in with_tails[20:]] == ids
+
+
+def test_box_identities_cover_the_phenotype_box():
+    mixed = bodies.sample_identities(60, seed=0, box_fraction=0.5, box_heights_m=(1.35, 2.05))
+    ph = bodies.phenotype_array(mixed[30:])
+    v = bodies.body_meshes(ph)
+    heights = space.model_to_metres(v[:, :, 1].max(1) - v[:, :, 1].min(1))
+    assert heights.min() >= 1.35 and heights.max() <= 2.05 and heights.max() > 1.9
+    assert not space.outside_cube(v, margin=0.0).any()
+    for k in ("weight", "muscle", "proportions"):  # uniform over the box: both ends reached
+        col = ph[:, bodies.PHENOTYPES.index(k)]
+        assert col.min() < 0.15 and col.max() > 0.85, (k, col.min(), col.max())
+    ages = np.array([x.age_years for x in mixed[30:]])
+    assert ages.min() >= 13.0 - 1e-6 and ages.max() <= 85.0 + 1e-6
+    assert sum(x.split == "test" for x in mixed) == 12

@@ -397,3 +397,30 @@ def test_bad_input_found_after_loading_is_one_line(tiny_model, tmp_path, capsys)
         "--shape 99 out of range [0, " in err[0] and "--pose 99999 out of range [0, " in err[1] and "epochz" in err[2]
     )
     assert not (tmp_path / "x.ply").exists()
+
+
+def test_eval_model_groups_tail_identities(tiny_model):
+    """Tail identities get their own shape group and pose group; every pose group draws up to
+    max_frames frames, and "all held-out frames" pools them."""
+    import copy
+
+    from npm_core import evaluate
+    from npm_core.models import checkpoint
+
+    ck, ds = tiny_model
+    m = checkpoint.load_model(ck)
+    tailed = copy.copy(ds)
+    tailed.identities = [dict(x) for x in ds.identities]
+    t = ds.split("test")[0]
+    tailed.identities[t]["split"] = "tail"
+    codes = {}
+    rows = evaluate.evaluate_shapes(
+        m, tailed, "tail", 5, resolution=32, iou_points=20000, chamfer_points=2000, codes_out=codes
+    )
+    assert [r["identity"] for r in rows] == [ds.identities[t]["id"]] and list(codes) == [t]
+    poses = evaluate.evaluate_poses(m, tailed, max_frames=3, points=100, test_codes=codes)
+    own = sum(f["identity"] == t for f in ds.test_frames)
+    assert poses["tail identities, unseen motions"]["frames"] == min(3, own) > 0
+    assert "test identities" not in poses  # no code was given for the remaining test identities
+    groups = [v["frames"] for k, v in poses.items() if k != "all held-out frames"]
+    assert poses["all held-out frames"]["frames"] == sum(groups) and max(groups) <= 3

@@ -291,3 +291,69 @@ def test_damaged_training_state_is_a_clear_error(tmp_path):
     # resume=False ignores (and later overwrites) the damaged state
     res = train_shape(spheres(), shape_cfg(epochs=1), TINY, tmp_path, resume=False)
     assert res.resumed_from_epoch == 0 and ckpt.load_train_state(tmp_path, "shape")["epoch"] == 1
+
+
+# ------------------------------------------------------------ distributed, fine-tuning
+
+DIST_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    torch.set_num_threads(1)
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from test_train import spheres, shape_cfg, deformed_spheres, pose_cfg_small, TINY
+    from npm_core.cli import _init_distributed
+    from npm_core.train import train_pose, train_shape
+    os.environ.update(RANK=sys.argv[2], WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[3])
+    dist = _init_distributed("cpu")
+    out = sys.argv[1] if dist.rank == 0 else sys.argv[1] + "-rank1"  # rank 1 must write nothing
+    train_shape(spheres(), shape_cfg(epochs=6), TINY, out)
+    train_pose(deformed_spheres(), None, torch.zeros(2, TINY.shape.code_dim), pose_cfg_small(), TINY, out)
+    dist.close()
+""")
+
+
+def pose_cfg_small() -> TrainPoseConfig:
+    return TrainPoseConfig(epochs=4, batch_frames=3, points_per_frame=256, log_every_s=0.0)
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    """`torchrun --nproc_per_node 2 npms train`: each process takes its rows of every batch and the
+    gradients are summed, so two processes follow one process's run up to float summation order."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    script = tmp_path / "dist.py"
+    script.write_text(DIST_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    out = tmp_path / "two"
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(out), str(r), port], stderr=subprocess.PIPE)
+        for r in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    assert not (tmp_path / "two-rank1").exists()
+
+    one = tmp_path / "one"
+    shape = train_shape(spheres(), shape_cfg(epochs=6), TINY, one)
+    pose = train_pose(deformed_spheres(), None, torch.zeros(2, TINY.shape.code_dim), pose_cfg_small(), TINY, one)
+    two = load_model(out)
+    assert torch.allclose(two.shape_codes, shape.codes, atol=1e-4), (two.shape_codes - shape.codes).abs().max()
+    assert torch.allclose(two.pose_codes, pose.codes, atol=1e-4), (two.pose_codes - pose.codes).abs().max()
+    for a, b in zip(two.shape_decoder.state_dict().values(), shape.decoder.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-4)
+    logged = ckpt.load_train_state(out, "shape")["history"]
+    assert [round(h["sdf"], 5) for h in logged] == [round(h["sdf"], 5) for h in shape.history]
+    assert shape.history[-1]["sdf"] < 0.8 * shape.history[0]["sdf"]  # the compared runs did learn
+
+
+def test_init_from_another_decoder(tmp_path):
+    """--init-from: the decoder starts from a trained one (lower first-epoch loss than the default
+    init); a decoder of other sizes is refused by name."""
+    trained = train_shape(spheres(), shape_cfg(epochs=30), TINY)
+    fresh = train_shape(spheres(), shape_cfg(epochs=1), TINY)
+    tuned = train_shape(spheres(), shape_cfg(epochs=1), TINY, init_decoder=trained.decoder.state_dict())
+    assert tuned.history[0]["sdf"] < 0.7 * fresh.history[0]["sdf"]
+    other = ModelConfig(DecoderConfig(96, 4, 8, 4, 2), TINY.pose)
+    with pytest.raises(CheckpointError, match="other sizes"):
+        train_shape(spheres(), shape_cfg(epochs=1), other, init_decoder=trained.decoder.state_dict())
