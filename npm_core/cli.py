@@ -278,11 +278,28 @@ def cmd_data_build(args) -> None:
     print(f"built {out} in {time.time() - t:.0f} s, {size / 2**30:.2f} GiB")
 
 
+def _identities_config(path):
+    """The data config a data config YAML or a training config YAML (its data section) gives."""
+    import yaml
+
+    from . import config
+
+    if path is None:
+        return config.DataConfig()
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError:
+        raw = None  # config.load names the file and the YAML error
+    if isinstance(raw, dict) and "data" in raw:
+        return load_train_config(path, None)[2]
+    return config.load(config.DataConfig, path)
+
+
 def cmd_data_sequence(args) -> None:
-    from . import bodies, config
+    from . import bodies
     from .data import depth
 
-    cfg = config.load(config.DataConfig, args.config) if args.config else config.DataConfig()
+    cfg = _identities_config(args.config)
     bodies.motion(args.motion)  # unknown names fail here, before any rendering
     ident = bodies.find_identity(args.identity, cfg.identities)
     cam = depth.Camera.looking_at_subject(args.width, args.height, args.distance)
@@ -776,7 +793,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--identity", required=True, help="identity id, e.g. s0-00003")
     s.add_argument("--motion", required=True, help="e.g. walk, kick, wave")
     _path_arg(s, "--out", dir_out(), required=True, help="new or empty folder to write" + made)
-    _path_arg(s, "--config", existing_file, help="data config YAML that defines the identities")
+    _path_arg(
+        s,
+        "--config",
+        existing_file,
+        help="data config YAML, or a training config YAML, that defines the identities (e.g. tail-* ids)",
+    )
     s.add_argument("--width", type=int_in(8, MAX_IMAGE_SIDE), default=320, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
     s.add_argument("--height", type=int_in(8, MAX_IMAGE_SIDE), default=240, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
     s.add_argument(

@@ -51,3 +51,14 @@ def outside_cube(points, margin: float = 0.0):
     """Boolean mask of model-unit points [..., 3] outside [-0.5+margin, 0.5-margin]^3."""
     lim = CUBE_BOUND - margin
     return (abs(points) > lim).any(-1)
+
+
+def yaw_tilt_deg(rotation) -> tuple[np.ndarray, np.ndarray]:
+    """Body orientations [T, 3, 3] (world from canonical, as a fit stores them) as degrees [T]:
+    yaw, where the body faces about the vertical (0 = +z, towards a frontal camera; 90 = +x), and
+    tilt, the angle between the body's up and the world's up."""
+    rotation = np.asarray(rotation, np.float64)
+    front, up = rotation[:, :, 2], rotation[:, :, 1]
+    yaw = np.degrees(np.arctan2(front[:, 0], front[:, 2]))
+    tilt = np.degrees(np.arccos(np.clip(up[:, 1], -1.0, 1.0)))
+    return yaw, tilt

@@ -31,7 +31,7 @@ from .loading import FitReplay, ModelInfo
 from .panels import common, export, pose, sequence, shape, train, transfer
 from .panels import fit as fit_panel
 from .render import save_png
-from .scene import GT_COLOR, Scene, grid_offsets
+from .scene import FACING_COLOR, GT_COLOR, REMOVED_COLOR, Scene, grid_offsets
 from .shortcuts import Shortcuts, help_rows, pressed_keys
 
 PANEL_MODULES = {
@@ -418,6 +418,12 @@ class App:
             sc.set_mesh("gt", "gt", rp.gt, rp.gt_faces, key=("gt", id(rp)), color=GT_COLOR, transparency=0.5)
         if rp.points is not None:
             sc.set_points("depth points", "points", rp.points)
+        sc.remove_group("removed")
+        if rp.removed is not None:
+            sc.set_points("removed depth points", "removed", rp.removed, color=REMOVED_COLOR, radius=0.0015)
+        sc.set_mesh(
+            "body orientation", "facing", rp.facing[0], rp.facing[1], key=("facing", id(rp)), color=FACING_COLOR
+        )
         sc.reframe()
         self.set_frame(self.state.frame)
 

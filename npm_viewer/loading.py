@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npm_core import bodies, layout
+from npm_core import bodies, layout, space
 from npm_core.atomic import atomic_path
 
 from . import state as S
@@ -163,7 +163,12 @@ class FitReplay:
         self.frames = len(self.fit.pose_codes)
         self.fps = 30.0
         self.posed = self.faces = self.gt = self.gt_faces = None  # [T, V, 3], [F, 3], [T, Vg, 3], [Fg, 3]
-        self.points = None  # [T, N, 3] depth points (N the same in every frame)
+        self.points = None  # [T, N, 3] depth points the fit used (N the same in every frame)
+        self.removed = None  # [T, M, 3] depth points segmentation removed (floor, walls, objects), if any
+        self.kept_fraction = None  # [T] share of the measured pixels segmentation kept
+        # the fitted body orientation: yaw and tilt [T] degrees, and an arrow along the body's front
+        self.yaw_deg, self.tilt_deg = space.yaw_tilt_deg(self.fit.rotation)
+        self.facing = None  # [T, V, 3], [F, 3]: the arrow, drawn from the body's centre
         self.errors = None  # [T, V] metres, distance to the nearest truth vertex
         self.metrics: dict = {k: np.asarray(v, np.float64) for k, v in self.fit.losses.items()}
         self.metrics.update(read_eval(layout.fit_metrics_path(self.path), self.frames))
@@ -177,6 +182,8 @@ class FitReplay:
         _, posed, self.faces = self.fit.meshes()
         self.posed = np.asarray(posed, np.float32)
         self.frames = len(self.posed)
+        self.facing = facing_arrows(self.posed.mean(1), np.asarray(self.fit.rotation[: self.frames]))
+        self.metrics["body yaw (deg)"] = self.yaw_deg[: self.frames]
         self.fraction, self.status = 0.3, "reading depth sequence"
         yield
         try:
@@ -184,15 +191,26 @@ class FitReplay:
         except ValueError as e:
             self.warning = f"{e}: showing the fit only"
         else:
+            from npm_core.data.capture import read_segmentation
             from npm_core.data.depth import read_sequence
 
             seq = read_sequence(sdir)
             self.fps = float(seq.camera.fps or 30.0)
-            self.points = fixed_count(
-                [seq.points(t) for t in range(min(len(seq), self.frames))],
-                MAX_POINTS,
-                self.posed.reshape(-1, 3).mean(0),
-            )
+            n = min(len(seq), self.frames)
+            kept = read_segmentation(sdir, n)  # what the fit's segmentation kept, when it removed anything
+            centre = self.posed.reshape(-1, 3).mean(0)
+            if kept is None:
+                self.points = fixed_count([seq.points(t) for t in range(n)], MAX_POINTS, centre)
+            else:
+                depths = seq.depths[:n]
+                self.points = fixed_count(
+                    [seq.camera.backproject(np.where(kept[t], depths[t], 0)) for t in range(n)], MAX_POINTS, centre
+                )
+                removed = [seq.camera.backproject(np.where(kept[t], 0, depths[t])) for t in range(n)]
+                if any(len(p) for p in removed):
+                    self.removed = fixed_count(removed, MAX_POINTS, centre)
+                measured = depths > 0
+                self.kept_fraction = (kept & measured).sum((1, 2)) / np.maximum(measured.sum((1, 2)), 1)
             if seq.gt_vertices is not None:
                 self.gt, self.gt_faces = np.asarray(seq.gt_vertices, np.float32), np.asarray(seq.gt_faces)
         yield
@@ -215,6 +233,20 @@ class FitReplay:
         from npm_core.compare import colour_range
 
         return colour_range(self.errors)
+
+
+def facing_arrows(centres: np.ndarray, rotation: np.ndarray, length: float = 0.45):
+    """An arrow mesh per frame from each centre [T, 3] (metres) along the body's front, R_t (0, 0, 1):
+    (vertices [T, V, 3], faces [F, 3])."""
+    import trimesh
+
+    shaft = trimesh.creation.cylinder(0.012, 0.75 * length, sections=12)
+    shaft.apply_translation([0, 0, 0.375 * length])
+    head = trimesh.creation.cone(0.035, 0.25 * length, sections=12)
+    head.apply_translation([0, 0, 0.75 * length])
+    arrow = trimesh.util.concatenate([shaft, head])  # along +z from the origin
+    v = np.asarray(arrow.vertices, np.float32)
+    return np.einsum("tij,vj->tvi", rotation.astype(np.float32), v) + centres[:, None], np.asarray(arrow.faces)
 
 
 def fixed_count(frames: list, n_max: int, fill, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,9 @@ import numpy as np
 BODY_COLOR = (0.86, 0.72, 0.62)
 GT_COLOR = (0.45, 0.65, 0.9)
 POINTS_COLOR = (0.2, 0.45, 0.95)
-GROUPS = ("body", "gallery", "fit", "gt", "points")
+GROUPS = ("body", "gallery", "fit", "gt", "points", "removed", "facing")
+REMOVED_COLOR = (0.6, 0.6, 0.6)  # depth points segmentation removed
+FACING_COLOR = (0.95, 0.55, 0.1)  # the fitted body orientation arrow
 BODY_BOX = (np.array([-0.5, -1.0, -0.2]), np.array([0.5, 0.8, 0.2]))  # metres: a standing body, framed alike for all
 FOV_DEG = 45.0  # Polyscope's default vertical field of view
 COMPARE_SHIFT = 1.0  # metres along +x of the truth beside the fit in the side-by-side mode
@@ -34,7 +36,13 @@ def visible(group: str, state) -> bool:
     if view != "sequence":
         return False
     compare = getattr(state, "compare", False)  # side by side: fit and truth both shown
-    return {"fit": state.show_fit or compare, "gt": state.show_gt or compare, "points": state.show_points}[group]
+    return {
+        "fit": state.show_fit or compare,
+        "gt": state.show_gt or compare,
+        "points": state.show_points,
+        "removed": state.show_removed and not compare,
+        "facing": state.show_facing and not compare,
+    }[group]
 
 
 def shift(node_group: str, state) -> float:

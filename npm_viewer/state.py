@@ -53,6 +53,8 @@ class State:
     show_points: bool = True
     show_fit: bool = True
     show_gt: bool = False
+    show_removed: bool = True  # depth points the fit's segmentation removed (grey)
+    show_facing: bool = True  # the fitted body orientation as an arrow
     color_error: bool = True
     plot_metric: str = ""  # the metric the sequence plot shows (one at a time, in its own unit)
     # resolutions (cells per axis)

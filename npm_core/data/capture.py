@@ -453,6 +453,17 @@ def save_segments(directory, segments) -> None:
         warnings.warn(f"{seg_dir}: segmentation not saved ({e})", stacklevel=2)
 
 
+def read_segmentation(directory, frames: int) -> np.ndarray | None:
+    """The kept masks [T, H, W] bool that a fit saved into a sequence (segmentation/NNNNNN.png),
+    for frames 0..frames-1; None when the sequence has none for every one of them."""
+    from PIL import Image
+
+    paths = [layout.sequence_segmentation_path(directory, t) for t in range(frames)]
+    if not paths or not all(p.is_file() for p in paths):
+        return None
+    return np.stack([np.asarray(Image.open(p)) > 0 for p in paths])
+
+
 # ------------------------------------------------------------------------- centring
 
 

@@ -59,6 +59,16 @@ def draw(viewer) -> None:
         setattr(st, attr, value)  # the scene shows or hides the structure at the next frame
         psim.SameLine()
     psim.NewLine()
+    t = min(st.frame, rp.frames - 1)
+    _, st.show_facing = psim.Checkbox(
+        f"body orientation: yaw {rp.yaw_deg[t]:+.0f} deg, tilt {rp.tilt_deg[t]:.0f} deg", st.show_facing
+    )
+    if rp.kept_fraction is not None:
+        kept = f"segmentation kept {100 * rp.kept_fraction[t]:.0f}% of this frame's depth pixels"
+        if rp.removed is not None:
+            _, st.show_removed = psim.Checkbox(kept + " (removed: grey)", st.show_removed)
+        else:
+            psim.Text(kept)
     if rp.errors is not None:
         _, st.color_error = psim.Checkbox("colour fit by vertex error (scale below, cm)", st.color_error)
     if rp.gt is not None:

@@ -1,6 +1,7 @@
 """What the UI reads: per-frame point sets made one size (so a point cloud moves in place)."""
 
 import numpy as np
+import pytest
 
 from npm_viewer.loading import fixed_count
 
@@ -49,3 +50,42 @@ def test_checkpoint_info_cache_is_plain_arrays_and_reads_back_the_same(tiny_ckpt
         assert m.info.pose_labels == first.info.pose_labels and m.info.config == first.info.config
     cached.write_bytes(b"damaged")  # a damaged cache entry is read around, not fatal
     np.testing.assert_array_equal(loading.ModelInfo.read(tiny_ckpt).shape_codes, first.shape_codes)
+
+
+def test_replay_shows_what_segmentation_kept_and_the_body_orientation(tiny_ckpt, tmp_path):
+    """A fit whose sequence holds segmentation masks (the left half of each image kept) and whose
+    frame 2 faces +x: the replay splits the depth points into kept and removed, reports the kept
+    share per frame, and its orientation arrow and yaw follow the fitted rotation."""
+    import tiny
+    from PIL import Image
+
+    from npm_core import layout
+    from npm_viewer.loading import FitReplay
+
+    fit_dir = tiny.make_fit(tiny_ckpt, tmp_path / "fit", tmp_path / "seq", frames=4, resolution=32)
+    seg = layout.sequence_segmentation_dir(tmp_path / "seq")
+    seg.mkdir()
+    for t in range(4):
+        mask = np.zeros((120, 160), np.uint8)
+        mask[:, :80] = 255
+        Image.fromarray(mask).save(layout.sequence_segmentation_path(tmp_path / "seq", t))
+    with np.load(layout.fit_npz_path(fit_dir)) as z:
+        arrays = dict(z)
+    arrays["rotation"][2] = [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]  # 90 degrees about y: front +z -> +x
+    np.savez(layout.fit_npz_path(fit_dir), **arrays)
+
+    rp = FitReplay(fit_dir)
+    while not rp.done:
+        rp.load_step(1.0)
+    assert rp.points.shape[0] == rp.removed.shape[0] == 4
+    kept_x, removed_x = rp.points[0, :, 0], rp.removed[0, :, 0]
+    assert kept_x.max() < removed_x.min() or removed_x.max() < kept_x.min()  # the two image halves
+    assert np.all((rp.kept_fraction > 0.2) & (rp.kept_fraction < 0.8))
+    np.testing.assert_allclose(rp.yaw_deg, [0, 0, 90, 0], atol=1e-4)
+    np.testing.assert_allclose(rp.metrics["body yaw (deg)"], rp.yaw_deg)
+    arrows, faces = rp.facing
+    assert arrows.shape[0] == 4 and faces.max() < arrows.shape[1]
+    reach = arrows - rp.posed.mean(1)[:, None]
+    assert reach[2, :, 0].max() == pytest.approx(0.45, abs=1e-3) and reach[0, :, 2].max() == pytest.approx(
+        0.45, abs=1e-3
+    )
