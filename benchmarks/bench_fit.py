@@ -141,8 +141,9 @@ def main():
         "ablation sequences): how much of the gap to the ceiling is the shape",
     )
     ap.add_argument("--out", default="benchmarks/results/fit_cpu.md")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model = checkpoint.load_model(args.checkpoint)
     few = args.sequences[: args.ablation_sequences]
     variants = [
@@ -206,7 +207,7 @@ def main():
     lines = [
         f"`python {' '.join(sys.argv)}`",
         "",
-        f"torch {torch.__version__}, 2 threads, CPU; each row is the mean over its sequences",
+        f"torch {torch.__version__}, {args.threads} threads, CPU; each row is the mean over its sequences",
         "",
         "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame | canonical shape IoU |",
         "|---|---|---|---|---|---|---|---|---|---|",
