@@ -889,7 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tail-identities",
         type=positive_int,
         default=24,
-        help="tail identities (the phenotype extremes), where the dataset has them (default 24: all)",
+        help="tail identities (the phenotype extremes, spread over the list), where the dataset has them (default 24: all)",
     )
     e.add_argument("--frames", type=positive_int, default=200, help="held-out frames per pose group (default 200)")
     e.add_argument("--resolution", type=resolution, default=256, help=res_help + " (default 256)")

@@ -100,10 +100,14 @@ def evaluate_shapes(
     progress=None,
     codes_out: dict | None = None,
 ) -> list[dict]:
-    """Per identity: {"identity", "iou", "chamfer_l2"}; test identities get an optimised code,
+    """Per identity: {"identity", "iou", "chamfer_l2"} of `count` identities of `split` (tail:
+    spread over the tail list); test and tail identities get an optimised code,
     training identities use their learned code. codes_out: filled with identity index -> code,
     so the pose evaluation reuses the optimised codes."""
-    ids = ds.split(split)[:count]
+    ids = ds.split(split)
+    if split == "tail":  # spread over the named extremes (ordered by phenotype), not the first ones
+        ids = [ids[round(k)] for k in np.linspace(0, len(ids) - 1, min(count, len(ids)))]
+    ids = ids[:count]
     train = ds.split("train")
     model.shape_decoder.requires_grad_(False)  # only codes are fitted; weight gradients would double the backward cost
     faces = ds.faces()
