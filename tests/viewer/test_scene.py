@@ -17,9 +17,13 @@ def test_visibility_rule():
             table[view, gallery] = {g for g in sc.GROUPS if sc.visible(g, st)}
     assert table["shape", False] == table["shape", True] == table["pose", False] == {"body"}
     assert table["transfer", False] == {"body"} and table["transfer", True] == {"gallery"}
-    assert table["sequence", False] == {"fit", "points"}  # the truth is off by default
+    # the truth is off by default; removed points and the orientation arrow are on
+    assert table["sequence", False] == {"fit", "points", "removed", "facing"}
     st.view, st.show_gt, st.show_points, st.show_fit = "sequence", True, False, False
+    st.show_removed = st.show_facing = False
     assert {g for g in sc.GROUPS if sc.visible(g, st)} == {"gt"}
+    st.show_removed = st.show_facing = st.compare = True  # side by side: fit and truth only
+    assert {g for g in sc.GROUPS if sc.visible(g, st)} == {"fit", "gt"}
     st.view, st.panel = "shape", "export"  # train/export keep showing the last 3D view
     assert sc.visible("body", st)
 
