@@ -6,6 +6,7 @@ any model is loaded, so these cases need no trained model."""
 
 import json
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -424,3 +425,13 @@ def test_eval_model_groups_tail_identities(tiny_model):
     assert "test identities" not in poses  # no code was given for the remaining test identities
     groups = [v["frames"] for k, v in poses.items() if k != "all held-out frames"]
     assert poses["all held-out frames"]["frames"] == sum(groups) and max(groups) <= 3
+
+
+def test_data_sequence_config_may_be_a_training_config(tmp_path):
+    """`npms data sequence --config` reads identities from a data config or a training config's data section."""
+    root = Path(cli.__file__).resolve().parents[1]
+    v2 = cli._identities_config(str(root / "configs" / "train_body_v2.yaml"))
+    assert v2.identities.tails and v2.identities.count == 400 and v2.surface == "outer"
+    (tmp_path / "d.yaml").write_text("identities: {count: 12}\n")
+    assert cli._identities_config(str(tmp_path / "d.yaml")).identities.count == 12
+    assert cli._identities_config(None).identities.count == 320
