@@ -42,7 +42,7 @@ class IdentityConfig:
     min_age_years: float = 13.0
     max_age_years: float = 85.0
     seed: int = 0
-    box_fraction: float = 0.0  # share drawn over the whole phenotype box (Latin hypercube), not the population
+    box_fraction: float = 0.0  # share drawn uniformly over the whole phenotype box, not the population
     tails: bool = False  # add the named tail test identities (bodies.tail_identities; never trained on)
     box_heights_m: list[float] = field(default_factory=lambda: [1.35, 2.05])  # standing heights of box draws
 

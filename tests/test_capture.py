@@ -293,3 +293,17 @@ def test_an_unsegmented_body_scene_is_segmented_and_centred(default_body, tmp_pa
     kept = prep.sequence.depths[0] > 0
     assert (kept & subj).sum() >= 0.98 * subj.sum() and (kept & ~subj).sum() < 0.01 * ((d > 0) & ~subj).sum()
     np.testing.assert_allclose(prep.offset_m[[0, 2]], -shift[[0, 2]], atol=0.03)
+
+
+def test_fill_dropped_puts_back_the_silhouette_ring():
+    from npm_core.data.sensor import fill_dropped
+
+    d = np.zeros((7, 7), np.float32)
+    d[2:5, 2:5] = 2.0
+    d[2, 2] = 0.0  # a dropped corner pixel of the body
+    d[3, 3] = 3.0
+    out = fill_dropped(d)
+    assert out[2, 2] == pytest.approx((2.0 * 2 + 3.0) / 3)  # its 3 measured neighbours
+    assert out[1, 3] == pytest.approx((2.0 + 2.0 + 2.0) / 3) and out[0, 3] == 0.0  # one ring grown, not two
+    assert out[0, 0] == 0.0 and out.dtype == np.float32  # one measured neighbour is not enough
+    assert (fill_dropped(d, rounds=2)[0, 3]) > 0
