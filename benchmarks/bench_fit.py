@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npm_core import bodies, config, evaluate, fit, metrics, space
+from npm_core import bodies, config, evaluate, fit, metrics
 from npm_core.data import depth
 from npm_core.models import checkpoint
 
@@ -36,17 +36,22 @@ def run(model, seq_dir, cfg, frames, resolution, iou_points, shape_code=None, tr
     with tempfile.TemporaryDirectory() as tmp:
         out = fit.write_result(Path(tmp) / "fit", res, model, cfg, "bench", seq_dir, resolution)
         canon, posed, faces = fit.read_result(out).meshes()
-    m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points)
+    scale = model.domain.model_per_metre
+    m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points, model_per_metre=scale)
     row = {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
     if true_canonical_vertices is not None:
-        row["shape_iou"] = metrics.iou(
-            true_canonical_vertices, seq.gt_faces, space.metres_to_model(canon), faces, iou_points
-        )
+        row["shape_iou"] = metrics.iou(true_canonical_vertices, seq.gt_faces, canon * scale, faces, iou_points)
     return row
 
 
 def true_canonical(model, identity):
-    """The identity's canonical body mesh vertices (model units), from the body model."""
+    """The identity's canonical mesh vertices (model units): from the body model, or for an imported
+    domain from the dataset the checkpoint records."""
+    if model.domain.source == "meshes":
+        from npm_core.data import dataset
+
+        ds = dataset.open_dataset(model.path / model.sections["dataset"])
+        return ds.canonical([x["id"] for x in ds.identities].index(identity))
     ident = bodies.find_identity(identity, config.from_dict(config.DataConfig, model.sections.get("data")).identities)
     return bodies.body_meshes(ident.phenotypes)[0]
 
@@ -56,7 +61,9 @@ def ceiling(model, seq_dir, canonical, frames, every, resolution, iou_points):
     t = time.time()
     posed, faces = evaluate.sequence_ceiling(model, canonical, seq.gt_faces, seq.gt_vertices, resolution)
     fit_s = time.time() - t
-    m = metrics.evaluate_sequence(posed, faces, seq.gt_vertices, seq.gt_faces, iou_points)
+    m = metrics.evaluate_sequence(
+        posed, faces, seq.gt_vertices, seq.gt_faces, iou_points, model_per_metre=model.domain.model_per_metre
+    )
     return {"frames": len(seq), "fit_s": fit_s, **m["mean"], "iou_per_frame": m["iou"]}
 
 

@@ -1,4 +1,5 @@
-"""Atomic file writes: every file the project saves goes through `atomic_path`.
+"""Atomic writes: every file the project saves goes through `atomic_path`, every folder through
+`atomic_dir`.
 
 A writer gets a temp path in the target's folder (same suffix, so format-by-suffix libraries
 work), and the temp file replaces the target only when the writer finished; a crash or an
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,3 +36,20 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write text so that a crash never leaves a half-written file."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; on success it replaces `path` (and whatever was
+    there), so readers never see a half-written folder; on failure nothing is left behind."""
+    path = Path(path)
+    work = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+        if path.exists():
+            shutil.rmtree(path)
+        work.rename(path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -15,14 +15,13 @@ import argparse
 import math
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_dir, atomic_path, write_text_atomic
 
 
 def _bar(desc: str, total: int):
@@ -299,20 +298,22 @@ def cmd_data_sequence(args) -> None:
     from . import bodies
     from .data import depth
 
+    cam = depth.Camera.looking_at_subject(args.width, args.height, args.distance)
+    if args.data:
+        from .data import dataset
+
+        ds = dataset.open_dataset(args.data)
+        with atomic_dir(Path(args.out)) as tmp:
+            seq = depth.dataset_sequence(tmp, ds, args.identity, args.motion, cam, compact=args.compact)
+        print(
+            f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} doing '{args.motion}' to {args.out}"
+        )
+        return
     cfg = _identities_config(args.config)
     bodies.motion(args.motion)  # unknown names fail here, before any rendering
     ident = bodies.find_identity(args.identity, cfg.identities)
-    cam = depth.Camera.looking_at_subject(args.width, args.height, args.distance)
-    out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.partial")  # renamed when complete: no half-written sequence
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(Path(args.out)) as tmp:  # no half-written sequence
         seq = depth.synthesize_sequence(tmp, ident.phenotypes, args.motion, cam, args.frames, compact=args.compact)
-        if out.is_dir():
-            out.rmdir()  # empty: --out checked it
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"wrote {len(seq)} frames {args.width}x{args.height} of {args.identity} ({ident.split}) "
         f"doing '{args.motion}' to {args.out}"
@@ -354,6 +355,18 @@ def cmd_data_import(args) -> None:
     print(
         f"imported {r.identities} identities, {r.frames} training and {r.test_frames} held-out frames "
         f"in {r.seconds:.1f} s -> {r.path}"
+    )
+
+
+def cmd_data_hands(args) -> None:
+    from . import hands
+
+    cfg = hands.HandsConfig(args.identities, seed=args.seed, random_poses=args.random_poses)
+    t0 = time.time()
+    with _bar("hands", cfg.identities) as bar:
+        hands.export_hands(args.out, cfg, progress=lambda done, total: bar.update(done - bar.n))
+    print(
+        f"wrote {cfg.identities} hands to {args.out} in {time.time() - t0:.0f} s; next: npms data import {args.out} --out DATASET"
     )
 
 
@@ -711,7 +724,7 @@ def cmd_fit(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from . import fit, metrics
+    from . import fit, metrics, space
     from .data import depth
 
     r = fit.read_result(args.fit)
@@ -722,7 +735,13 @@ def cmd_eval(args) -> None:
     if len(posed) != len(seq):
         raise ValueError(f"{args.fit} has {len(posed)} frames, {args.sequence} has {len(seq)}")
     out = metrics.evaluate_sequence(
-        posed, faces, seq.gt_vertices, seq.gt_faces, args.iou_points, progress=_progress_bar("frames")
+        posed,
+        faces,
+        seq.gt_vertices,
+        seq.gt_faces,
+        args.iou_points,
+        progress=_progress_bar("frames"),
+        model_per_metre=r.meta.get("model_per_metre", space.METRES_TO_MODEL),
     )
     print("frame   IoU     C-L2 (x1e-5)")
     for t, (i, c) in enumerate(zip(out["iou"], out["chamfer_l2"])):
@@ -799,6 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
         existing_file,
         help="data config YAML, or a training config YAML, that defines the identities (e.g. tail-* ids)",
     )
+    _path_arg(
+        s,
+        "--data",
+        existing_dir,
+        help="an imported dataset: render its frames of --identity labelled --motion (a sequence of the mesh folder)",
+    )
     s.add_argument("--width", type=int_in(8, MAX_IMAGE_SIDE), default=320, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
     s.add_argument("--height", type=int_in(8, MAX_IMAGE_SIDE), default=240, help=f"pixels, 8..{MAX_IMAGE_SIDE}")
     s.add_argument(
@@ -851,6 +876,12 @@ def build_parser() -> argparse.ArgumentParser:
     _path_arg(di, "--config", existing_file, help="import config YAML (sdf, flow, margin, test_fraction, split_seed)")
     di.add_argument("--workers", type=int_in(1, 256), default=2, help="worker processes, 1..256 (default 2)")
     di.set_defaults(fn=cmd_data_import)
+    dh = data.add_parser("hands", help="write the hands mesh folder (Anny's right hand, gestures) for `data import`")
+    _path_arg(dh, "--out", dir_out(), required=True, help="mesh folder to write (new or empty)" + made)
+    dh.add_argument("--identities", type=int_in(2, 10_000), default=96, help="hands (default 96)")
+    dh.add_argument("--random-poses", type=int_in(0, 1000), default=16, help="random poses per hand (default 16)")
+    dh.add_argument("--seed", type=int, default=0)
+    dh.set_defaults(fn=cmd_data_hands)
     t = sub.add_parser("train", help="train the shape or pose stage (resumes if interrupted)")
     t.add_argument("stage", choices=["shape", "pose"])
     _path_arg(

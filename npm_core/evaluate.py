@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import metrics, space
+from . import metrics
 from .data.dataset import Dataset
 from .mesh.extract import extract
 
@@ -241,7 +241,8 @@ def sequence_ceiling(
     model.pose_decoder.requires_grad_(False)  # as in true_shape_code: only codes are fitted
     s = true_shape_code(model, canonical_vertices, faces, seed)
     canon = torch.as_tensor(canonical_vertices, dtype=torch.float32)
-    posed = torch.as_tensor(space.metres_to_model(np.asarray(gt_vertices_m, np.float64)), dtype=torch.float32)
+    scale = model.domain.model_per_metre  # model units per metre, the sequence's world
+    posed = torch.as_tensor(np.asarray(gt_vertices_m, np.float64) * scale, dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     codes, offsets = [], []
     for b0 in range(0, len(posed), batch):
@@ -297,4 +298,4 @@ def sequence_ceiling(
                 for t in range(len(codes))
             ]
         )
-    return space.model_to_metres(out), mesh.faces.numpy()
+    return out / scale, mesh.faces.numpy()

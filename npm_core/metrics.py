@@ -27,7 +27,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .data.sdf import inside, sample_surface
-from .space import CUBE_BOUND
+from .space import CUBE_BOUND, METRES_TO_MODEL
 
 KEYFRAME_EVERY = 50
 
@@ -126,14 +126,13 @@ def evaluate_sequence(
     chamfer_points: int = 100_000,
     epe_points: int = 100_000,
     progress=None,
+    model_per_metre: float = METRES_TO_MODEL,
 ) -> dict:
     """Per-frame IoU and Chamfer-L2 and the sequence EPE (reference keyframes) of predicted vs
-    gt meshes given in metres ([T, V, 3] each; converted to model units here). Returns plain
-    lists/floats."""
-    from .space import metres_to_model
-
-    pred = metres_to_model(np.asarray(pred_seq_m, np.float64))
-    gt = metres_to_model(np.asarray(gt_seq_m, np.float64))
+    gt meshes given in metres ([T, V, 3] each; converted to the model's units here:
+    model_per_metre is its domain's, 0.4 for bodies). Returns plain lists/floats."""
+    pred = np.asarray(pred_seq_m, np.float64) * model_per_metre
+    gt = np.asarray(gt_seq_m, np.float64) * model_per_metre
     if len(pred) != len(gt):
         raise ValueError(f"{len(pred)} predicted frames vs {len(gt)} gt frames")
     ious, chamfers = [], []
@@ -151,6 +150,6 @@ def evaluate_sequence(
             "iou": float(np.mean(ious)),
             "chamfer_l2": float(np.mean(chamfers)),
             "epe": e,
-            "epe_cm": e * 100 / 0.4,
+            "epe_cm": e * 100 / model_per_metre,
         },
     }

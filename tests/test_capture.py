@@ -307,3 +307,14 @@ def test_fill_dropped_puts_back_the_silhouette_ring():
     assert out[1, 3] == pytest.approx((2.0 + 2.0 + 2.0) / 3) and out[0, 3] == 0.0  # one ring grown, not two
     assert out[0, 0] == 0.0 and out.dtype == np.float32  # one measured neighbour is not enough
     assert (fill_dropped(d, rounds=2)[0, 3]) > 0
+
+
+def test_segment_config_for_a_domain_of_another_size():
+    """Subject lengths scale with the domain (a hand: 2.94 model units per metre -> x 0.136); the
+    sensor's settings do not; bodies (0.4) keep the defaults."""
+    assert capture.SegmentConfig.for_scale(0.4) == capture.SegmentConfig()
+    hand = capture.SegmentConfig.for_scale(2.94)
+    k = 0.4 / 2.94
+    assert hand.min_size_m == pytest.approx(0.5 * k) and hand.max_size_m == pytest.approx(3.0 * k)
+    assert hand.attach_m == pytest.approx(0.15 * k) and hand.behind_m == pytest.approx(0.1 * k)
+    assert (hand.floor_tol_m, hand.max_depth_m, hand.min_points) == (0.03, 6.0, 500)

@@ -340,36 +340,32 @@ def test_cli_eval_model_and_extract_in_the_domains_units(trained, imported, tmp_
     assert np.abs(v.mean(0)).max() < 0.01
 
 
-def test_fit_depth_of_an_imported_shape(trained, tmp_path):
-    """A 2-frame depth sequence of the held-out capsule, fitted from one view (fast schedule, small settings)."""
-    from npm_core import fit, metrics, space
+def test_fit_depth_of_an_imported_shape_at_its_true_size(trained, tmp_path):
+    """c0's held-out 3-frame sweep rendered at the capsule's true size (0.12 m long, the camera 0.3 m
+    away; `npms data sequence --data`) and fitted from one view with segmentation on: the fit works in
+    the domain's units and sizes the subject by them (at the body's 0.4 units per metre this subject
+    would be refused as too small and land 7x too small in the cube)."""
+    from npm_core import fit, metrics
     from npm_core.data import depth
 
     ds, m, _ = trained
-    frames = [
-        t
-        for t, f in enumerate(ds.test_frames)
-        if f["pose"] in ("bend_l", "bend_twist") and ds.identities[f["identity"]]["id"] == "c4"
-    ]
-    # the fit reads depth in metres at the body scale (space.py): the capsules are rendered at that scale
-    verts = space.model_to_metres(np.asarray(ds._npy("test_posed")[frames]))
-    cam = depth.Camera.looking_at_subject(128, 96, distance=3.5)
-    faces = ds.faces()
-    depth.write_sequence(
-        tmp_path / "seq", cam, np.stack([depth.render_depth(cam, v, faces) for v in verts]), verts, faces
-    )
-    seq = depth.read_sequence(tmp_path / "seq")
-    cfg = fit.fast_config(use_segmentation=False, use_rotation=False)
+    cam = depth.Camera.looking_at_subject(128, 96, distance=0.3)
+    seq = depth.dataset_sequence(tmp_path / "seq", ds, "c0", "sweep", cam)
+    assert len(seq) == 3 and np.ptp(seq.gt_vertices[0], 0).max() == pytest.approx(0.12, abs=1e-3)  # metres
+    cfg = fit.fast_config(use_rotation=False)
     cfg.canonical_samples, cfg.init_resolution, cfg.final_resolution = 5000, 32, 48
     cfg.points_per_frame, cfg.icp_points, cfg.init_candidates = 800, 300, 8
     cfg.first_frame_iters, cfg.frame_iters, cfg.refine_steps = 100, 20, 40
     res = fit.fit(m, seq, cfg)
     out = fit.read_result(fit.write_result(tmp_path / "fit", res, m, cfg, "capsules", seq.path, 48))
+    assert out.meta["model_per_metre"] == pytest.approx(ds.domain.model_per_metre)
     _, posed, f = out.meshes()
-    ev = metrics.evaluate_sequence(posed, f, seq.gt_vertices, seq.gt_faces, 20000)["mean"]
-    epe_mm = ds.domain.length_to_metres(ev["epe"]) * 1000  # at the capsules' true scale
-    print(f"fit IoU {ev['iou']:.3f} EPE {epe_mm:.2f} mm")
-    assert ev["iou"] > 0.75 and epe_mm < 8
+    assert 0.1 < np.ptp(posed[0], 0).max() < 0.14  # the fitted capsule, in metres
+    ev = metrics.evaluate_sequence(
+        posed, f, seq.gt_vertices, seq.gt_faces, 20000, model_per_metre=ds.domain.model_per_metre
+    )["mean"]
+    print(f"fit IoU {ev['iou']:.3f} EPE {ev['epe_cm'] * 10:.2f} mm")
+    assert ev["iou"] > 0.75 and ev["epe_cm"] * 10 < 8
 
 
 def test_semantics_from_attributes(trained, capsys):

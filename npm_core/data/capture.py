@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import layout
+from .. import layout, space
 from ..atomic import atomic_path, write_text_atomic
 from .depth import Camera, DepthSequence, SequenceError
 
@@ -44,6 +44,29 @@ class SegmentConfig:
     ransac_iters: int = 200
     ransac_sample: int = 3000
     seed: int = 0
+    behind_m: float = 0.1  # the subject's centre lies this far behind its visible surface
+    centre_tolerance_m: float = 0.25  # a subject centred this close to the origin is not moved
+
+    SUBJECT_LENGTHS = (
+        "floor_min_extent_m",
+        "wall_min_extent_m",
+        "edge_m",
+        "centre_radius_m",
+        "attach_m",
+        "min_size_m",
+        "max_size_m",
+        "behind_m",
+        "centre_tolerance_m",
+    )
+
+    @classmethod
+    def for_scale(cls, model_per_metre: float) -> SegmentConfig:
+        """The defaults (set for bodies, 0.4 model units per metre) with every length that describes
+        the subject scaled to a domain of another size (a hand: 2.9 units per metre, lengths x 0.14);
+        the sensor's noise and range stay as they are."""
+        k = space.METRES_TO_MODEL / model_per_metre
+        cfg = cls()
+        return replace(cfg, **{name: getattr(cfg, name) * k for name in cls.SUBJECT_LENGTHS})
 
 
 @dataclass
@@ -542,8 +565,9 @@ def prepare(seq: DepthSequence, cfg: SegmentConfig | None = None, box=None, save
     segs = segment_sequence(seq, cfg, box, save=False)
     masks = np.stack([s.mask for s in segs])
     depths = np.where(masks, seq.depths, 0.0).astype(np.float32)
-    centre = subject_centre(seq.camera, depths, masks)
-    offset = centring_offset(centre)
+    cfg = cfg or SegmentConfig()
+    centre = subject_centre(seq.camera, depths, masks, behind_m=cfg.behind_m)
+    offset = centring_offset(centre, cfg.centre_tolerance_m)
     prep = Prepared(translated(seq, offset, depths), segs, centre, offset)
     if save:
         prep.save(seq.path)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 import yaml
 
 from .. import layout
-from ..atomic import write_text_atomic
+from ..atomic import atomic_dir, write_text_atomic
 from ..config import DataConfig, FlowConfig, SdfConfig, save
 from ..domain import DomainInfo, DomainSource, info_from_dict
 from .flow import flow_sample_set
@@ -180,11 +179,7 @@ def write_dataset(
     """Build the dataset of a domain source into directory `out` (replaced if there), under a temporary
     name renamed at the end. `config` (a dataclass) is saved as config.yaml. Returns `out`."""
     out = Path(out)
-    work = out.with_name(f".{out.name}.partial")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as work:
         n_near = _write_arrays(work, src, sdf, flow, progress or (lambda *a: None), workers)
         t0 = time.time()
         for name, rows in [("frames", src.frames), ("test_frames", src.test_frames)]:
@@ -201,11 +196,6 @@ def write_dataset(
                 {"seconds": round(n_near[1] + time.time() - t0, 1), "n_near": n_near[0], "joints": src.info.joints}
             ),
         )
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return out
 
 

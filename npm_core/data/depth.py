@@ -245,6 +245,33 @@ def read_sequence(directory, frames: slice | None = None) -> DepthSequence:
     return DepthSequence(cam, np.stack(depths), gt_v, gt_f, directory)
 
 
+def dataset_sequence(
+    directory, ds, identity: str, sequence: str, camera: Camera, compact: bool = False
+) -> DepthSequence:
+    """Render a depth sequence of the frames a dataset (any domain) labels `sequence` of `identity`,
+    in frame order, at the domain's true size (metres; the model cube's centre at the world origin)."""
+    ids = [x["id"] for x in ds.identities]
+    if identity not in ids:
+        raise ValueError(f"{ds.path}: no identity {identity!r}; ids look like {', '.join(ids[:4])}, ...")
+    for test, frames in ((True, ds.test_frames), (False, ds.frames)):
+        rows = sorted(
+            (f.get("frame") or 0, k)
+            for k, f in enumerate(frames)
+            if f["motion"] == sequence and ids[f["identity"]] == identity
+        )
+        if rows:
+            posed = np.asarray(ds._npy("test_posed" if test else "posed")[[k for _, k in rows]])
+            break
+    else:
+        names = sorted({f["motion"] for f in ds.frames + ds.test_frames if ids[f["identity"]] == identity})
+        raise ValueError(f"{ds.path}: {identity} has no sequence {sequence!r}; it has {', '.join(names[:8])}, ...")
+    verts = (posed / ds.domain.model_per_metre).astype(np.float32)
+    faces = ds.faces()
+    depths = np.stack([render_depth(camera, v, faces) for v in verts])
+    write_sequence(directory, camera, depths, verts, faces, compact)
+    return read_sequence(directory)
+
+
 def synthesize_sequence(
     directory,
     phenotypes,

@@ -6,7 +6,7 @@ face count and faces (errors name the file and both counts); the shared faces mu
 canonical mesh (trimesh is_watertight), else holes are filled with trimesh.repair.fill_holes
 (the added faces join the shared topology, and the result says so) or the import is refused
 naming the file and its boundary edges. One similarity transform for the whole domain (file
-units -> metres, up axis -> +y, centre and scale of the canonical meshes' joint bounding box
+units -> metres, up axis -> +y, centre and scale of the joint bounding box of all meshes, posed ones too,
 into [-0.5 + margin, 0.5 - margin]^3) is recorded in domain.yaml (domain.DomainInfo).
 Must not: know about bodies, or write anything but through data/dataset.write_dataset.
 ImportConfig (how the folder is sampled) lives in data/dataset.py, which reads it back.
@@ -149,8 +149,10 @@ class MeshFolderSource:
             rotation=_UP[up].tolist(),
             attributes=names,
         )
-        canon_m = np.stack([verts[i, None] for i in ids]) * units @ _UP[up].T
-        lo, hi = canon_m.reshape(-1, 3).min(0), canon_m.reshape(-1, 3).max(0)
+        # the bounding box of every mesh, posed ones too, so no pose leaves the model cube
+        lo = np.min([v.min(0) for v in verts.values()], 0) * units @ _UP[up].T
+        hi = np.max([v.max(0) for v in verts.values()], 0) * units @ _UP[up].T
+        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
         self.info.centre_m = ((lo + hi) / 2).tolist()
         self.info.model_per_metre = float((1 - 2 * cfg.margin) / (hi - lo).max())
         self.identities = [

@@ -95,8 +95,15 @@ class PartialSDF:
     least noise_truncation sigma, depth discontinuities and the pixels just off the silhouette
     are unobserved (noise_edges), and `delta` (model units) is the Huber scale (noise_huber)."""
 
-    def __init__(self, seq: DepthSequence, t: int, truncation: float, cfg: FitConfig | None = None):
-        self.cam = seq.camera
+    def __init__(
+        self,
+        seq: DepthSequence,
+        t: int,
+        truncation: float,
+        cfg: FitConfig | None = None,
+        scale: float = space.METRES_TO_MODEL,
+    ):
+        self.cam, self.scale = seq.camera, scale  # scale: model units per metre (the model's domain)
         depth = seq.depths[t]
         self.sigma_m = sensor.estimate_sigma(depth) if cfg is not None else 0.0
         if cfg is not None and self.sigma_m > 0:
@@ -106,7 +113,7 @@ class PartialSDF:
             self.noisy = False
         self.unknown = None  # [H, W] bool: pixels whose depth says nothing (noise_edges)
         self.delta = 0.0
-        trunc_m = space.model_to_metres(truncation)
+        trunc_m = truncation / scale
         if self.noisy:
             if cfg.noise_fill:
                 depth = sensor.fill_dropped(depth)
@@ -124,10 +131,10 @@ class PartialSDF:
                 depth = np.where(edges, 0.0, depth).astype(np.float32)
             trunc_m = max(trunc_m, cfg.noise_truncation * self.sigma_m)
             if cfg.noise_huber:
-                self.delta = space.metres_to_model(self.sigma_m)
+                self.delta = self.sigma_m * scale
         self.depth = depth
         self.points_m = self.cam.backproject(depth)
-        self.points = torch.as_tensor(space.metres_to_model(self.points_m), dtype=torch.float32)
+        self.points = torch.as_tensor(self.points_m * scale, dtype=torch.float32)
         self.tree = cKDTree(self.points.numpy()) if len(self.points) else None
         self.trunc_m = trunc_m
 
@@ -145,7 +152,7 @@ class PartialSDF:
             return torch.full_like(q[:, 0], clamp), none, none
         _, nn = self.tree.query(qn, workers=-1)
         dist = (q - self.points[nn].to(q.device)).norm(dim=-1)
-        u, v, z = self.cam.project(space.model_to_metres(qn.astype(np.float64)))
+        u, v, z = self.cam.project(qn.astype(np.float64) / self.scale)
         ui, vi = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
         in_img = (ui >= 0) & (ui < self.cam.width) & (vi >= 0) & (vi < self.cam.height) & (z > 0)
         d = np.zeros(len(qn))
@@ -195,7 +202,8 @@ class Problem:
     def __init__(self, model, seq: DepthSequence, cfg: FitConfig):
         self.model, self.cfg = model, cfg
         self.dev = torch.device(cfg.device)
-        self.obs = [PartialSDF(seq, t, cfg.truncation, cfg) for t in range(len(seq))]
+        self.scale = model.domain.model_per_metre  # model units per metre
+        self.obs = [PartialSDF(seq, t, cfg.truncation, cfg, self.scale) for t in range(len(seq))]
         empty = [t for t, o in enumerate(self.obs) if o.empty]
         if len(empty) == len(self.obs):
             raise FitError(f"{seq.path}: no frame has a valid depth pixel")
@@ -206,8 +214,8 @@ class Problem:
         for t, o in enumerate(self.obs):
             if not o.empty and space.outside_cube(o.points.mean(0, keepdim=True), margin=0.1).any():
                 raise FitError(
-                    f"frame {t}: the observed subject (centre {space.model_to_metres(o.points.mean(0)).numpy().round(2)} m) "
-                    f"is outside the model cube [-1.25, 1.25]^3 m around the world origin"
+                    f"frame {t}: the observed subject (centre {(o.points.mean(0) / self.scale).numpy().round(2)} m) "
+                    f"is outside the model cube [-{0.5 / self.scale:.2f}, {0.5 / self.scale:.2f}]^3 m around the world origin"
                     + ("" if cfg.use_segmentation else " (segmentation, which centres the subject, is off)")
                 )
         self.gen = torch.Generator().manual_seed(cfg.seed)

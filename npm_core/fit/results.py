@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import layout, space
+from .. import layout
 from ..config import to_dict
 from ..layout import LoadedFit, read_fit
 from ..progress import JsonlLog
@@ -56,12 +56,13 @@ def write_result(
         canon = extract(model.shape_decoder.sdf_fn(s), resolution, device=cfg.device)
     v, f = canon.vertices, canon.faces.cpu().numpy()
     T = len(result.pose_codes)
+    scale = model.domain.model_per_metre  # model units per metre; the fit's world is the sequence's
     rotation = result.rotations().numpy()
     posed_all = []
     for t in range(T):
         with torch.inference_mode():
             posed = pose_mesh(v, model.pose_decoder.displacement_fn(s, result.pose_codes[t].to(cfg.device)))
-        posed_all.append(space.model_to_metres(rigid(posed.cpu().numpy(), rotation[t], result.translation[t].numpy())))
+        posed_all.append(rigid(posed.cpu().numpy(), rotation[t], result.translation[t].numpy()) / scale)
         if progress:
             progress(t + 1, T)
     meta = {
@@ -70,6 +71,7 @@ def write_result(
         "interrupted": result.interrupted,
         "timings": {**{k: round(x, 2) for k, x in result.timings.items()}, "meshes_s": round(time.time() - t0, 2)},
         "mesh_resolution": resolution,
+        "model_per_metre": scale,
         "config": to_dict(cfg),
     }
     if result.capture is not None:
@@ -93,7 +95,7 @@ def write_result(
         sequence_dir=sequence_path,
         meta=meta,
         arrays=arrays,
-        canonical_vertices=space.model_to_metres(v.cpu().numpy()),
+        canonical_vertices=v.cpu().numpy() / scale,
         faces=f,
         posed_vertices=np.stack(posed_all),
         compact=compact,

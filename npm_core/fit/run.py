@@ -42,13 +42,16 @@ class FitResult:
         return torch.eye(3).expand(len(self.pose_codes), 3, 3).clone()
 
 
-def observed(seq: DepthSequence, cfg: FitConfig) -> tuple[DepthSequence, capture.Prepared | None]:
+def observed(
+    seq: DepthSequence, cfg: FitConfig, scale: float = space.METRES_TO_MODEL
+) -> tuple[DepthSequence, capture.Prepared | None]:
     """The sequence a fit sees: with cfg.use_segmentation, only the subject's depth, in a world
     moved so the subject is at the origin (capture.prepare; nothing is written). A clean, centred
-    sequence comes back with the same depth and camera. SegmentationError names the frame."""
+    sequence comes back with the same depth and camera. SegmentationError names the frame.
+    scale (model units per metre) sizes what segmentation expects of a subject (capture.SegmentConfig.for_scale)."""
     if not cfg.use_segmentation or not (seq.depths > 0).any():  # (no depth at all: Problem says so)
         return seq, None
-    prep = capture.prepare(seq, save=False)
+    prep = capture.prepare(seq, capture.SegmentConfig.for_scale(scale), save=False)
     return prep.sequence, prep
 
 
@@ -73,7 +76,8 @@ def fit(
         raise FitError(f"fit schedule must be one of {sorted(SCHEDULES)}, got {cfg.schedule!r}")
     torch.manual_seed(cfg.seed)
     t_start = time.time()
-    seq, prep = observed(seq, cfg)
+    scale = model.domain.model_per_metre
+    seq, prep = observed(seq, cfg, scale)
     segment_s = time.time() - t_start
     prob = Problem(model, seq, cfg)
     for p in list(model.shape_decoder.parameters()) + list(model.pose_decoder.parameters()):
@@ -94,11 +98,7 @@ def fit(
     rot = r0.expand(T, 3).clone().requires_grad_(cfg.use_rotation)
     prob.canonical_samples(s.detach()[0], cfg.init_resolution, cfg.canonical_samples)
     timings = {"init_s": time.time() - t_start, "segment_s": segment_s}
-    offset = (
-        torch.zeros(3)
-        if prep is None
-        else torch.as_tensor(space.metres_to_model(np.asarray(prep.offset_m)), dtype=torch.float32)
-    )
+    offset = torch.zeros(3) if prep is None else torch.as_tensor(np.asarray(prep.offset_m) * scale, dtype=torch.float32)
     report = on_frame
     if on_frame is not None and prep is not None:  # tracked frames reported in the sequence's own world
 

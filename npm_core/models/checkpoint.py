@@ -26,6 +26,7 @@ import yaml
 from .. import layout
 from ..atomic import atomic_path, write_text_atomic
 from ..config import ConfigError, from_dict, to_dict
+from ..domain import DomainInfo, info_from_dict
 from ..layout import CheckpointError
 from .decoders import ModelConfig, PoseDecoder, ShapeDecoder
 
@@ -179,6 +180,11 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)
     sections: dict = field(default_factory=dict)  # config.yaml sections other than "model"
     path: Path | None = None
+
+    @property
+    def domain(self) -> DomainInfo:
+        """What the model's shapes are (Anny bodies unless the config records an imported domain)."""
+        return info_from_dict(self.sections.get("domain"))
 
 
 def load_model_config(d) -> tuple[ModelConfig, dict]:
