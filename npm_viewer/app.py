@@ -22,16 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from npm_core import layout, space
+from npm_core import layout
+from npm_core.domain import DomainInfo
 
 from . import playback as P
 from . import selection
 from . import state as S
-from .loading import FitReplay, ModelInfo
+from .loading import FitReplay, ModelInfo, read_domain
 from .panels import common, export, pose, sequence, shape, train, transfer
 from .panels import fit as fit_panel
 from .render import save_png
-from .scene import FACING_COLOR, GT_COLOR, REMOVED_COLOR, Scene, grid_offsets
+from .scene import FACING_COLOR, GT_COLOR, REMOVED_COLOR, Scene, grid_offsets, sizes_for
 from .shortcuts import Shortcuts, help_rows, pressed_keys
 
 PANEL_MODULES = {
@@ -135,6 +136,9 @@ class App:
         except (ValueError, OSError) as e:
             self.state.error(f"cannot open checkpoint: {e}")
             return False
+        if self.model is None or m.domain != self.model.domain:  # shapes of another size: framed anew
+            self.scene.sizes = sizes_for(m.domain)
+            self.scene.reframe()
         self.model = m
         st = self.state
         n = len(m.shape_codes)
@@ -217,11 +221,15 @@ class App:
         except (OSError, ValueError):
             return
         if hit is not None:
-            self.scene.set_mesh("body", "body", space.model_to_metres(hit[0]), hit[1], key=(key, r.resolution))
+            self.scene.set_mesh("body", "body", self.to_metres(hit[0]), hit[1], key=(key, r.resolution))
             self.log_time("first_body")
             if r.resolution >= self.state.full_resolution:
                 self.log_time("full_body")
             self.scene.sync()
+
+    def to_metres(self, vertices):
+        """Model-unit vertices [..., 3] of the open checkpoint -> scene metres (its domain's units)."""
+        return (self.model.domain if self.model is not None else DomainInfo()).model_to_metres(vertices)
 
     def timeline(self) -> tuple[int, float]:
         """(frames, fps) of what the current view plays (0 frames: a still view)."""
@@ -324,7 +332,7 @@ class App:
             return
         if r.channel == "main" and r.meshes:
             m = r.meshes[0]
-            self.scene.set_mesh("body", "body", space.model_to_metres(m.vertices), m.faces, key=m.key)
+            self.scene.set_mesh("body", "body", self.to_metres(m.vertices), m.faces, key=m.key)
             self.log_time("first_body")
             res = r.stats.get("resolution", 0)
             if r.partial:
@@ -339,9 +347,9 @@ class App:
         elif r.channel == "gallery":
             self.scene.remove_group("gallery")
             st = self.state
-            offs = grid_offsets(len(st.gallery_shapes), len(st.gallery_poses), selection.GALLERY_SPACING)
+            offs = grid_offsets(len(st.gallery_shapes), len(st.gallery_poses), self.scene.sizes.gallery_spacing)
             for k, m in enumerate(r.meshes):
-                self.scene.set_mesh(f"gallery_{k:02d}", "gallery", space.model_to_metres(m.vertices) + offs[k], m.faces)
+                self.scene.set_mesh(f"gallery_{k:02d}", "gallery", self.to_metres(m.vertices) + offs[k], m.faces)
             self.scene.reframe()
         self.scene.sync()
 
@@ -352,7 +360,7 @@ class App:
         self.replay = None
         for group in ("fit", "gt", "points"):
             self.scene.remove_group(group)
-        self.live = LiveFrames(run.options.sequence)
+        self.live = LiveFrames(run.options.sequence, read_domain(run.options.checkpoint))
         self.state.view, self.state.frame, self.state.playing = "sequence", 0, False
         self.scene.reframe()
 
@@ -420,7 +428,7 @@ class App:
             sc.set_points("depth points", "points", rp.points)
         sc.remove_group("removed")
         if rp.removed is not None:
-            sc.set_points("removed depth points", "removed", rp.removed, color=REMOVED_COLOR, radius=0.0015)
+            sc.set_points("removed depth points", "removed", rp.removed, REMOVED_COLOR, sc.sizes.removed_radius)
         sc.set_mesh(
             "body orientation", "facing", rp.facing[0], rp.facing[1], key=("facing", id(rp)), color=FACING_COLOR
         )
@@ -561,12 +569,13 @@ class App:
         st, m = self.state, self.model
         if st.view == "transfer" and st.gallery and m is not None and self.scene.group("gallery"):
             n = len(st.gallery_poses)
-            offs = grid_offsets(len(st.gallery_shapes), n, selection.GALLERY_SPACING)
+            sizes = self.scene.sizes
+            offs = grid_offsets(len(st.gallery_shapes), n, sizes.gallery_spacing)
             for c, j in enumerate(st.gallery_poses):  # pose names over the columns
                 pose = m.pose_labels[j].split(" ", 1)[-1] if m.pose_labels else "canonical"
-                out.append((offs[c] + [0.0, 0.95, 0.0], pose))
+                out.append((offs[c] + sizes.column_label, pose))
             for r, i in enumerate(st.gallery_shapes):  # identities left of the rows
-                out.append((offs[r * n] + [-0.95, 0.1, 0.0], m.shape_labels[i].split("  ")[0]))
+                out.append((offs[r * n] + sizes.row_label, m.shape_labels[i].split("  ")[0]))
         return out
 
     def draw_labels(self) -> None:

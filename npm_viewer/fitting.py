@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from npm_core import layout, space
+from npm_core import layout
+from npm_core.domain import DomainInfo
 
 from .workers import TrainRun
 
@@ -194,11 +195,13 @@ class FitRun:
 class LiveFrames:
     """Scene data of the frames tracked so far: each frame's posed body (the worker's canonical
     mesh posed by the frame's pose code, model units) placed by its rotation and translation, in
-    metres, and the frame's depth points (read on a background thread: file reads stay off the UI
-    thread). Frames are shown in order; a frame not yet posed shows the previous one."""
+    metres as the checkpoint's `domain` says, and the frame's depth points (read on a background
+    thread: file reads stay off the UI thread). Frames are shown in order; a frame not yet posed
+    shows the previous one."""
 
-    def __init__(self, sequence, max_points: int = 15000):
+    def __init__(self, sequence, domain: DomainInfo | None = None, max_points: int = 15000):
         self.sequence = Path(sequence)
+        self.domain = domain or DomainInfo()
         self.max_points = max_points
         self.key = None  # topology of the meshes held (worker mesh key)
         self.faces = None
@@ -214,7 +217,7 @@ class LiveFrames:
             self.key, self.faces, self.posed = key, faces, {}
         rot = np.asarray(event.get("rotation") or np.eye(3), np.float32).reshape(3, 3)
         tau = np.asarray(event.get("translation") or np.zeros(3), np.float32).reshape(3)
-        self.posed[int(event["frame"])] = space.model_to_metres(vertices @ rot.T + tau).astype(np.float32)
+        self.posed[int(event["frame"])] = self.domain.model_to_metres(vertices @ rot.T + tau).astype(np.float32)
 
     def read_points(self, frame: int) -> None:
         """Start reading frame's depth points; take_points() collects them."""

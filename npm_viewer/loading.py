@@ -11,13 +11,14 @@ import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from npm_core import bodies, layout, space
 from npm_core.atomic import atomic_path
+from npm_core.domain import DomainInfo, info_from_dict
 
 from . import state as S
 
@@ -37,9 +38,11 @@ class ModelInfo:
     motions: dict  # motion -> [pose rows sorted by frame]
     info: layout.CheckpointInfo
     semantics: object | None = None  # npm_core.semantics.Semantics when the checkpoint has its maps
-    phenotypes: np.ndarray | None = None  # [I, 6] of each shape code's identity
+    phenotypes: np.ndarray | None = None  # [I, A] of each shape code's identity (Anny's phenotypes or the
+    # domain's attributes, in the order of semantics.names)
     angles: np.ndarray | None = None  # [T, J] joint angles (deg) of each pose code's frame
     note: str = ""  # why the semantic sliders are missing, if they are
+    domain: DomainInfo = field(default_factory=DomainInfo)  # what the shapes are, units (config.yaml)
 
     @staticmethod
     def read(path, cache: bool = True) -> ModelInfo:
@@ -87,12 +90,27 @@ class ModelInfo:
             _motions(info, pose_codes, pl),
             info,
         )
+        m.domain = info_from_dict(info.config.get("domain"))
         m.semantics, m.note = _read_semantics(path)
         if sl and all(label.phenotypes for label in sl):
             m.phenotypes = np.concatenate([bodies.check_phenotypes(label.phenotypes) for label in sl])
+        elif sl and all(label.attributes for label in sl):
+            from npm_core.semantics import attribute_array
+
+            names = m.semantics.names if m.semantics is not None else sorted(sl[0].attributes)  # semantics' order
+            if all(set(names) <= set(label.attributes) for label in sl):
+                m.phenotypes = np.concatenate([attribute_array(label.attributes, names) for label in sl])
         if pl and all(label.angles is not None for label in pl):
             m.angles = np.array([label.angles for label in pl], np.float64)
         return m
+
+
+def read_domain(checkpoint) -> DomainInfo:
+    """The domain in a checkpoint's config.yaml (Anny bodies when it names none or cannot be read)."""
+    try:
+        return info_from_dict(layout.read_checkpoint_config(checkpoint).get("domain"))
+    except (OSError, ValueError):
+        return DomainInfo()
 
 
 def _info_to_json(info: layout.CheckpointInfo) -> str:

@@ -11,9 +11,11 @@ Must not: draw widgets, talk to the worker or read files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
+
+from npm_core import space
 
 BODY_COLOR = (0.86, 0.72, 0.62)
 GT_COLOR = (0.45, 0.65, 0.9)
@@ -24,6 +26,39 @@ FACING_COLOR = (0.95, 0.55, 0.1)  # the fitted body orientation arrow
 BODY_BOX = (np.array([-0.5, -1.0, -0.2]), np.array([0.5, 0.8, 0.2]))  # metres: a standing body, framed alike for all
 FOV_DEG = 45.0  # Polyscope's default vertical field of view
 COMPARE_SHIFT = 1.0  # metres along +x of the truth beside the fit in the side-by-side mode
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The scene's lengths in metres that depend on how big the domain's shapes are: Anny bodies'
+    as given here, another domain's from sizes_for()."""
+
+    box: tuple = BODY_BOX  # (lo, hi) [3] framed for a view of one still shape
+    gallery_spacing: tuple = (1.3, 1.9)  # between gallery columns (poses) / rows (shapes)
+    column_label: tuple = (0.0, 0.95, 0.0)  # a gallery column's label from its first shape's origin
+    row_label: tuple = (-0.95, 0.1, 0.0)  # a gallery row's label from its first shape's origin
+    compare_shift: float = COMPARE_SHIFT  # along +x of the truth beside the fit in the side-by-side mode
+    label_lift: float = 0.08  # a label above the top of its mesh
+    point_radius: float = 0.0025  # depth points
+    removed_radius: float = 0.0015  # depth points segmentation removed
+
+
+def domain_scale(domain) -> float:
+    """How big the shapes of `domain` (npm_core.domain.DomainInfo) are next to Anny bodies: both
+    fill the model cube, so the ratio of their metres per model unit (1 for Anny bodies)."""
+    return space.METRES_TO_MODEL / domain.model_per_metre
+
+
+def sizes_for(domain) -> Sizes:
+    """The Sizes of `domain`: Anny bodies' as they are; another domain's lengths scaled by its
+    domain_scale, and its still shapes framed by the model cube (in metres, where the domain puts it)."""
+    if domain.source == "anny":
+        return Sizes()
+    k = domain_scale(domain)
+    lo, hi = domain.model_to_metres(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]) * space.CUBE_BOUND)
+    scaled = {f.name: getattr(Sizes, f.name) for f in fields(Sizes) if f.name != "box"}
+    scaled = {n: tuple(k * x for x in v) if isinstance(v, tuple) else k * v for n, v in scaled.items()}
+    return Sizes(box=(lo, hi), **scaled)
 
 
 def visible(group: str, state) -> bool:
@@ -45,9 +80,9 @@ def visible(group: str, state) -> bool:
     }[group]
 
 
-def shift(node_group: str, state) -> float:
+def shift(node_group: str, state, sizes: Sizes) -> float:
     """Metres along +x a node is drawn at: the truth beside the fit in the side-by-side mode."""
-    return COMPARE_SHIFT if node_group == "gt" and getattr(state, "compare", False) else 0.0
+    return sizes.compare_shift if node_group == "gt" and getattr(state, "compare", False) else 0.0
 
 
 def camera_key(state) -> str:
@@ -119,6 +154,7 @@ class Scene:
 
     state: object
     panel_width: int = 0  # pixels of the window covered by the UI panel (camera framing)
+    sizes: Sizes = Sizes()  # lengths for the open checkpoint's domain (sizes_for)
     nodes: dict = field(default_factory=dict)
     framed: str | None = None  # camera_key the camera was last framed for
     ground: str | None = None
@@ -129,8 +165,10 @@ class Scene:
         count as before: the vertices move in place; else the structure is registered anew."""
         return self._put(Node(name, group, _frames(vertices), np.asarray(faces), key, color, **style))
 
-    def set_points(self, name: str, group: str, points, color=POINTS_COLOR, radius: float = 0.0025) -> Node:
-        """Show a point cloud: points [N, 3] or [T, N, 3] metres (the same N in every frame)."""
+    def set_points(self, name: str, group: str, points, color=POINTS_COLOR, radius: float | None = None) -> Node:
+        """Show a point cloud: points [N, 3] or [T, N, 3] metres (the same N in every frame); radius
+        by default sizes.point_radius."""
+        radius = self.sizes.point_radius if radius is None else radius
         return self._put(
             Node(name, group, _frames(points), None, ("points", np.shape(points)[-2]), color, radius=radius)
         )
@@ -240,7 +278,7 @@ class Scene:
             node.colored = colored
 
     def _apply_shift(self, node: Node) -> None:
-        dx = shift(node.group, self.state)
+        dx = shift(node.group, self.state, self.sizes)
         if dx != node.shifted:
             t = np.eye(4)
             t[0, 3] = dx
@@ -269,13 +307,13 @@ class Scene:
         if not shown:
             return None
         if all(n.group == "body" for n in shown):
-            return BODY_BOX
+            return self.sizes.box
         main = [n for n in shown if n.group in ("gallery", "fit")] or shown  # not the truth or the depth points
         lo, hi = zip(*(n.bounds() for n in main))
         lo, hi = np.min(lo, 0), np.max(hi, 0)
-        side = [n for n in shown if shift(n.group, self.state)]
+        side = [n for n in shown if shift(n.group, self.state, self.sizes)]
         for n in side:  # side by side: the shifted truth is framed too
-            d = np.array([shift(n.group, self.state), 0.0, 0.0])
+            d = np.array([shift(n.group, self.state, self.sizes), 0.0, 0.0])
             lo, hi = np.minimum(lo, n.bounds()[0] + d), np.maximum(hi, n.bounds()[1] + d)
         return lo, hi
 
@@ -303,8 +341,9 @@ class Scene:
             node = self.get(name)
             if node is not None and node.enabled:
                 v = node.vertices(self.state.frame)
-                top = np.array([(v[:, 0].min() + v[:, 0].max()) / 2, v[:, 1].max() + 0.08, v[:, 2].mean()])
-                out.append((top + [shift(node.group, self.state), 0, 0], text))
+                lift = self.sizes.label_lift
+                top = np.array([(v[:, 0].min() + v[:, 0].max()) / 2, v[:, 1].max() + lift, v[:, 2].mean()])
+                out.append((top + [shift(node.group, self.state, self.sizes), 0, 0], text))
         return out
 
     def mesh_on_screen(self):

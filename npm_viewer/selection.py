@@ -14,7 +14,6 @@ import numpy as np
 from npm_core import bodies, compose
 
 GALLERY_RESOLUTION = 64  # cells per axis of each gallery body
-GALLERY_SPACING = (1.3, 1.9)  # metres between gallery columns (poses) / rows (shapes)
 
 
 @dataclass
@@ -34,8 +33,8 @@ def base_shape_code(st, m) -> np.ndarray:
 
 
 def base_phenotypes(st, m) -> np.ndarray | None:
-    """[6] phenotypes of the base code: the identities' own labels (blended), else the semantic
-    map's estimate; None without either."""
+    """[A] attributes (Anny: phenotypes, semantics.names order) of the base code: the identities'
+    own labels (blended), else the semantic map's estimate; None without either."""
     if m.phenotypes is not None and st.sampled is None:
         return compose.mix(m.phenotypes[st.shape_a], m.phenotypes[st.shape_b], st.alpha).astype(np.float64)
     return None if m.semantics is None else m.semantics.shape_to_phenotype(base_shape_code(st, m))

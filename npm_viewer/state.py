@@ -25,7 +25,7 @@ class State:
     alpha: float = 0.0
     sampled: list | None = None  # a code drawn from the prior; replaces A while set
     prior_draws: int = 0  # samples drawn so far (the seed of the next one)
-    phenotype_delta: list = field(default_factory=list)  # [6] semantic shift of the phenotypes
+    phenotype_delta: list = field(default_factory=list)  # [A] semantic shift of the attributes (Anny: phenotypes)
     shape_pca: list = field(default_factory=list)  # [K] offsets along the shape-code PCA (std units)
     # pose panel
     pose_a: int = 0
@@ -120,9 +120,14 @@ class State:
 
 def shape_label(i: int, label=None) -> str:
     """'3 s0-00004  m 59y  w.98 h.37' from a shape code's label (identity, phenotypes, age; any
-    object with those attributes, e.g. layout.ShapeCodeLabel)."""
-    if label is None or (label.identity is None and not label.phenotypes):
+    object with those attributes, e.g. layout.ShapeCodeLabel); an imported domain's identity:
+    '3 hand07  length_mm 182  width_mm 84.5' (identity, attributes)."""
+    attributes = getattr(label, "attributes", None) or {}
+    if label is None or (label.identity is None and not label.phenotypes and not attributes):
         return f"{i} shape {i}"
+    if not label.phenotypes and attributes:
+        values = "  ".join(f"{k} {v:.3g}" for k, v in sorted(attributes.items()))
+        return f"{i} {label.identity or ''}  {values}".rstrip()
     ph = label.phenotypes or {}
     sex = "" if "gender" not in ph else ("m" if ph["gender"] >= 0.5 else "f")
     age = f" {label.age_years:.0f}y" if label.age_years is not None else ""

@@ -1,4 +1,5 @@
-"""Pose panel: pose codes grouped by motion, A/B + beta on the current shape, play a training motion.
+"""Pose panel: pose codes grouped by motion, A/B + beta on the current shape, play a training motion,
+joint-angle sliders for Anny bodies (a domain without joint angles has none).
 
 A pose change never re-extracts: the worker poses the cached canonical mesh (anchor preview while
 dragging or playing, exact after release or pause). A motion plays on the one timeline
@@ -91,9 +92,32 @@ def clip_position(rows: list, labels: list, k: int) -> tuple[int, int, int, int]
     return c, len(starts), k - starts[c], end - starts[c]
 
 
+def joint_items(m) -> list:
+    """(index, label, lo, hi) of the joint sliders: SLIDER_JOINTS when the checkpoint's semantics
+    have a joint-angle map (Anny bodies' joints); [] for a domain without joint angles."""
+    sem = m.semantics
+    if sem is None or sem.angles_to_pose is None or m.domain.source != "anny":
+        return []
+    return [
+        (bodies.JOINT_NAMES.index(n), n.replace("_", " "), bodies.JOINTS[n].lo, bodies.JOINTS[n].hi)
+        for n in SLIDER_JOINTS
+    ]
+
+
+def no_joints_note(m) -> str:
+    """Why the pose panel has no joint sliders ('' when it has them)."""
+    if joint_items(m):
+        return ""
+    if m.domain.source != "anny":
+        return f"{m.domain.name}: no joint-angle sliders for this domain; pose with A, B and beta"
+    return m.note or "this checkpoint's semantics have no joint-angle map"
+
+
 def set_joint(viewer, name: str, degrees: float) -> None:
     """Ask for joint `name` at `degrees`: the pose code moves along the joint-angle map by the
     difference from the current pose's angle."""
+    if not joint_items(viewer.model):
+        raise ValueError(no_joints_note(viewer.model))
     j = bodies.JOINT_NAMES.index(name)
     st = viewer.state
     st.angle_delta[j] = float(degrees) - float(selection.base_angles(st, viewer.model)[j])
@@ -104,14 +128,10 @@ def draw_semantic(viewer) -> None:
     st, m = viewer.state, viewer.model
     if not psim.CollapsingHeader("Joint-angle and PCA sliders", psim.ImGuiTreeNodeFlags_DefaultOpen):
         return
-    sem = m.semantics
-    if sem is None or sem.angles_to_pose is None:
-        psim.TextWrapped(m.note or "this checkpoint's semantics have no joint-angle map")
+    sem, items = m.semantics, joint_items(m)
+    if not items:
+        psim.TextWrapped(no_joints_note(m))
         return
-    items = [
-        (bodies.JOINT_NAMES.index(n), n.replace("_", " "), bodies.JOINTS[n].lo, bodies.JOINTS[n].hi)
-        for n in SLIDER_JOINTS
-    ]
     delta_sliders(viewer, items, selection.base_angles(st, m), st.angle_delta, sem.angle_range, "%.0f deg")
     pca_sliders(viewer, "pose PC", sem.pose_pca, st.pose_pca)
     if psim.SmallButton("reset joint/PCA sliders"):

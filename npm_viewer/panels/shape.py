@@ -1,4 +1,5 @@
-"""Shape panel: training shape codes (labelled by phenotypes), A/B + alpha morph, prior samples.
+"""Shape panel: training shape codes (labelled by phenotypes or attributes), A/B + alpha morph,
+prior samples, a slider per attribute of the checkpoint's semantics (Anny: the phenotypes).
 
 Actions are plain functions of a Viewer (interface.py; tests call them); draw() is the ImGui layout.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polyscope.imgui as psim
 
-from npm_core import bodies, compose
+from npm_core import compose
 
 from .. import selection
 from .common import delta_sliders, identity_filter, pca_sliders, search_combo, slider
@@ -36,10 +37,22 @@ def sample_prior(viewer) -> None:
     viewer.request_mesh()
 
 
+def slider_items(m) -> list:
+    """(index, label, lo, hi) of the shape sliders: one per attribute of the semantics
+    (semantics.names), ranged over the attribute's training range; Anny's phenotypes over [0, 1]."""
+    sem = m.semantics
+    if sem is None:
+        return []
+    if sem.attribute_names is None:  # Anny's phenotypes, each in [0, 1]
+        return [(i, name, 0.0, 1.0) for i, name in enumerate(sem.names)]
+    lo, hi = np.asarray(sem.phenotype_range, np.float64).tolist()
+    return [(i, n, lo[i], hi[i] if hi[i] > lo[i] else lo[i] + 1.0) for i, n in enumerate(sem.names)]
+
+
 def set_phenotype(viewer, name: str, value: float) -> None:
-    """Ask for phenotype `name` = value: the code moves along the phenotype map by the difference
-    from the current body's phenotypes (what the map does not explain of the code is kept)."""
-    i = bodies.PHENOTYPES.index(name)
+    """Ask for attribute (Anny: phenotype) `name` = value: the code moves along the semantic map by
+    the difference from the current shape's attributes (what the map does not explain of the code is kept)."""
+    i = viewer.model.semantics.names.index(name)
     st = viewer.state
     st.phenotype_delta[i] = float(value) - float(selection.base_phenotypes(st, viewer.model)[i])
     viewer.request_mesh()
@@ -47,17 +60,18 @@ def set_phenotype(viewer, name: str, value: float) -> None:
 
 def draw_semantic(viewer) -> None:
     st, m = viewer.state, viewer.model
-    if not psim.CollapsingHeader("Phenotype and PCA sliders", psim.ImGuiTreeNodeFlags_DefaultOpen):
+    word = "phenotype" if m.domain.source == "anny" else "attribute"
+    if not psim.CollapsingHeader(f"{word.capitalize()} and PCA sliders", psim.ImGuiTreeNodeFlags_DefaultOpen):
         return
     if m.semantics is None:
         psim.TextWrapped(m.note)
         return
-    items = [(i, name, 0.0, 1.0) for i, name in enumerate(bodies.PHENOTYPES)]
+    fmt = "%.2f" if m.semantics.attribute_names is None else "%.3f"
     delta_sliders(
-        viewer, items, selection.base_phenotypes(st, m), st.phenotype_delta, m.semantics.phenotype_range, "%.2f"
+        viewer, slider_items(m), selection.base_phenotypes(st, m), st.phenotype_delta, m.semantics.phenotype_range, fmt
     )
     pca_sliders(viewer, "PC", m.semantics.shape_pca, st.shape_pca)
-    if psim.SmallButton("reset phenotype/PCA sliders"):
+    if psim.SmallButton(f"reset {word}/PCA sliders"):
         st.zero("phenotype_delta", "shape_pca")
         viewer.request_mesh()
 
@@ -71,7 +85,8 @@ def draw(viewer) -> None:
         )
         return
     labels = m.shape_labels
-    psim.TextDisabled(f"{len(labels)} training identities (id, sex, age, weight/height/muscle)")
+    what = "sex, age, weight/height/muscle" if m.domain.source == "anny" else "attributes"
+    psim.TextDisabled(f"{len(labels)} training identities (id, {what})")
     identity_filter(viewer)
     if st.sampled is not None:
         psim.Text("A: a code sampled from the prior")

@@ -18,6 +18,14 @@ def tiny_ckpt(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def imported_ckpt(tiny_ckpt, tmp_path_factory):
+    """The tiny checkpoint as one of an imported mesh domain (tiny.IMPORTED: attributes, no joints)."""
+    import tiny
+
+    return tiny.make_imported(tiny_ckpt, tmp_path_factory.mktemp("viewer_imported") / "ckpt")
+
+
+@pytest.fixture(scope="session")
 def tiny_fit(tiny_ckpt, tmp_path_factory):
     import tiny
 

@@ -229,6 +229,49 @@ def test_joint_slider_poses_the_body(app):
     np.testing.assert_allclose(selection.pose_code(st, m), m.pose_codes[0])
 
 
+def test_an_imported_domain_is_shown_in_its_metres_with_its_sliders_and_no_joints(app, imported_ckpt):
+    """The tiny checkpoint's decoders as a checkpoint of an imported domain (tiny.IMPORTED: 3 model
+    units per metre, centre 0.1 m up, 3 attributes, no joint angles): the same model-unit mesh comes
+    out at the domain's size, framed by the domain's box; sliders are its attributes; every panel draws."""
+    from npm_viewer import scene as sc
+    from npm_viewer import state as S
+
+    anny_body = body(app)
+    assert app.scene.view_bounds() is sc.BODY_BOX
+    assert app.open_checkpoint(str(imported_ckpt))
+    app.settle()
+    st, m = app.state, app.model
+    hand = body(app)  # shape code 0 of the same decoders: model / 0.4 before, model / 3 + centre now
+    np.testing.assert_allclose(hand, anny_body * 0.4 / 3.0 + [0.0, 0.1, 0.0], atol=1e-5)
+    np.testing.assert_allclose(
+        app.scene.view_bounds(), [np.full(3, -0.5 / 3), np.full(3, 0.5 / 3)] + np.array([0, 0.1, 0])
+    )
+
+    assert [label for _, label, _, _ in shape.slider_items(m)] == ["arch", "length_mm", "width_mm"]
+    shape.set_phenotype(app, "length_mm", m.phenotypes[0, 1] + 30.0)
+    assert st.phenotype_delta == pytest.approx([0.0, 30.0, 0.0])
+    app.settle()
+    assert np.ptp(body(app)[:, 1]) > np.ptp(hand[:, 1])  # asked for a longer one: the decoded shape is taller
+
+    app.select_panel("pose")
+    assert pose.joint_items(m) == [] and st.angle_delta == []
+    with pytest.raises(ValueError, match="no joint-angle sliders"):
+        pose.set_joint(app, "knee_bend_l", 30.0)
+    pose.set_poses(app, a=0, b=4, beta=0.5)
+    app.settle()
+    assert not [t for lvl, t in st.messages if lvl == "error"]
+    for name in S.PANELS:  # every panel draws for a domain without joints or phenotypes
+        app.select_panel(name)
+        app.tick()
+
+    app.select_panel("transfer")
+    transfer.set_gallery(app, True, [0, 1], [0, 4])
+    app.settle()
+    (c0, _), (c1, _), (r0, _), (r1, _) = app.scene_labels()
+    k = 0.4 / 3.0  # gallery spacing and labels at a hand's size
+    np.testing.assert_allclose([c1[0] - c0[0], r0[1] - r1[1], c0[1] - r0[1]], [1.3 * k, 1.9 * k, 0.85 * k], atol=1e-6)
+
+
 def _nonblank(img):
     rgb = img[..., :3].astype(int)
     return rgb.std() > 10 and len(np.unique(rgb.reshape(-1, 3)[::97], axis=0)) > 20

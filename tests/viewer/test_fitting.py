@@ -48,6 +48,16 @@ def test_live_frames_place_each_body_by_its_rotation_and_translation(tmp_path):
     assert np.allclose(live.mesh_frames()[2], f[1])  # frame 2 not posed yet: frame 1 held
 
 
+def test_live_frames_of_an_imported_domain_are_in_its_metres(tmp_path):
+    from npm_core.domain import DomainInfo
+
+    hands = DomainInfo(name="hands", source="meshes", model_per_metre=3.0, centre_m=[0.0, 0.1, 0.0])
+    live = fitting.LiveFrames(tmp_path, hands)
+    v = np.array([[0.0, 0.0, 0.0], [0.8, 0.0, 0.0]], np.float32)
+    live.add_mesh({"frame": 0, "translation": [0.0, 0.3, 0.0]}, "k", v, None)
+    np.testing.assert_allclose(live.mesh_frames()[0], [[0.0, 0.2, 0.0], [0.8 / 3.0, 0.2, 0.0]], atol=1e-6)
+
+
 def test_live_frames_read_depth_points_off_the_ui_thread(three_frames):
     from npm_core.data.depth import read_sequence
 

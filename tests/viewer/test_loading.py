@@ -89,3 +89,24 @@ def test_replay_shows_what_segmentation_kept_and_the_body_orientation(tiny_ckpt,
     assert reach[2, :, 0].max() == pytest.approx(0.45, abs=1e-3) and reach[0, :, 2].max() == pytest.approx(
         0.45, abs=1e-3
     )
+
+
+def test_imported_domain_checkpoint_reads_its_domain_and_attributes(imported_ckpt, tmp_path, monkeypatch):
+    """A checkpoint of an imported mesh domain: its DomainInfo, its identities' attributes in the
+    order of the semantics (sorted, not the order meta.yaml lists them in), labels naming them."""
+    import tiny
+
+    from npm_core.domain import DomainInfo
+    from npm_viewer import loading
+
+    monkeypatch.setenv("NPM_CACHE_DIR", str(tmp_path))
+    names = ["arch", "length_mm", "width_mm"]
+    for m in (loading.ModelInfo.read(imported_ckpt), loading.ModelInfo.read(imported_ckpt)):  # then from the cache
+        assert (m.domain.source, m.domain.model_per_metre, m.domain.centre_m) == ("meshes", 3.0, [0.0, 0.1, 0.0])
+        assert m.semantics.names == names and m.semantics.angles_to_pose is None
+        want = [[tiny.imported_attributes(i)[n] for n in names] for i in range(len(tiny.SCALES))]
+        np.testing.assert_allclose(m.phenotypes, want)
+        np.testing.assert_allclose(m.semantics.phenotype_range, [np.min(want, 0), np.max(want, 0)])
+        assert m.shape_labels[1] == "1 hand1  arch 0.5  length_mm 171  width_mm 85" and m.angles is None
+    assert loading.read_domain(imported_ckpt) == m.domain
+    assert loading.read_domain(tmp_path / "missing") == DomainInfo()  # unreadable: Anny bodies

@@ -48,6 +48,29 @@ def test_grid_offsets_row_major():
     np.testing.assert_allclose(o[:, 0], [0, 1.5, 3, 0, 1.5, 3])
 
 
+HANDS = dict(name="hands", source="meshes", model_per_metre=3.0, centre_m=[0.0, 0.1, 0.0], attributes=["length_mm"])
+
+
+def test_sizes_follow_the_domain_anny_bodies_keep_theirs():
+    from npm_core.data.dataset import anny_info
+    from npm_core.domain import DomainInfo
+
+    for anny in (DomainInfo(), anny_info()):  # no domain section, and the one an Anny dataset records
+        s = sc.sizes_for(anny)
+        assert sc.domain_scale(anny) == 1.0 and s == sc.Sizes() and s.box is sc.BODY_BOX
+        assert (s.gallery_spacing, s.compare_shift, s.label_lift, s.point_radius) == ((1.3, 1.9), 1.0, 0.08, 0.0025)
+    hands = DomainInfo(**HANDS)
+    s, k = sc.sizes_for(hands), 0.4 / 3.0
+    assert sc.domain_scale(hands) == pytest.approx(k)
+    # the model cube [-0.5, 0.5]^3 in metres: 1/3 m wide, around the domain's centre
+    np.testing.assert_allclose(s.box, [[-0.5 / 3, 0.1 - 0.5 / 3, -0.5 / 3], [0.5 / 3, 0.1 + 0.5 / 3, 0.5 / 3]])
+    np.testing.assert_allclose(s.gallery_spacing, (1.3 * k, 1.9 * k))
+    np.testing.assert_allclose(s.row_label, (-0.95 * k, 0.1 * k, 0.0))
+    np.testing.assert_allclose(
+        [s.compare_shift, s.label_lift, s.point_radius, s.removed_radius], np.array([1.0, 0.08, 0.0025, 0.0015]) * k
+    )
+
+
 def _tri(n_frames, shift=0.0):
     """[T, 3, 3] one triangle moving +x by 0.1 per frame."""
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32) + shift
@@ -147,3 +170,21 @@ def test_camera_framed_once_per_view(scene):
     assert scene.framed is None
     scene.sync()
     assert scene.framed == "transfer-gallery"
+
+
+def test_a_domain_frames_its_own_box_and_shifts_by_its_size(scene):
+    from npm_core.domain import DomainInfo
+
+    st, faces = scene.state, np.array([[0, 1, 2]])
+    scene.set_mesh("test body", "body", _tri(1)[0] * 0.1, faces)
+    np.testing.assert_allclose(scene.view_bounds(), sc.BODY_BOX)  # Anny bodies: the standing-body box
+    scene.sizes = sc.sizes_for(DomainInfo(**HANDS))
+    assert scene.view_bounds() is scene.sizes.box  # a hand: its model cube in metres
+    st.view, st.compare = "sequence", True
+    fit = scene.set_mesh("fit", "fit", _tri(2) * 0.1, faces)
+    gt = scene.set_mesh("gt", "gt", _tri(2) * 0.1, faces)
+    scene.sync()
+    assert fit.shifted == 0.0 and gt.shifted == pytest.approx(0.4 / 3.0)  # beside the fit, a hand's width away
+    (fpos, _), (gpos, _) = scene.labels()
+    assert gpos[0] - fpos[0] == pytest.approx(0.4 / 3.0) and fpos[1] == pytest.approx(0.1 + 0.08 * 0.4 / 3.0)
+    assert scene.set_points("test points", "points", _tri(1)[0]).radius == pytest.approx(0.0025 * 0.4 / 3.0)

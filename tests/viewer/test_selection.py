@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from npm_viewer import selection as sel
 from npm_viewer.state import State
@@ -62,3 +63,73 @@ def test_requests_per_view():
     np.testing.assert_array_equal(r.items[4][1], m.pose_codes[2])
     st.view = "sequence"
     assert sel.requests(st, m) == [] and sel.requests(State(), None) == []
+
+
+def _imported_model(names):
+    """A model of an imported domain (3 model units per metre, no joint angles) whose semantics
+    map len(names) attributes, each identity with its own values."""
+    from npm_core.domain import DomainInfo
+    from npm_core.semantics import PCA, LinearMap, Semantics
+
+    rng = np.random.default_rng(0)
+    attrs = 10.0 * np.arange(1, len(names) + 1) + rng.random((5, len(names)))  # 5 identities
+    codes = rng.standard_normal((5, 8)).astype(np.float32)
+    sem = Semantics(
+        LinearMap.fit(attrs, codes), LinearMap.fit(codes, attrs), PCA.fit(codes), np.stack([attrs.min(0), attrs.max(0)])
+    )
+    sem.attribute_names = list(names)
+    model = _model()
+    model.shape_codes, model.semantics, model.phenotypes, model.note = codes, sem, attrs, ""
+    model.domain = DomainInfo(name="hands", source="meshes", model_per_metre=3.0, attributes=list(names))
+    return model
+
+
+def _viewer(model):
+    st = State()
+    st.reset_semantics(model.semantics)
+    return SimpleNamespace(state=st, model=model, request_mesh=lambda preview=False: None)
+
+
+@pytest.mark.parametrize(
+    "names", [["length_mm", "radius_mm"], ["arch", "length_mm", "width_mm"], [f"a{k}" for k in range(8)]]
+)
+def test_shape_sliders_are_the_attributes_of_an_imported_domain(names):
+    from npm_viewer.panels import shape
+
+    m = _imported_model(names)
+    v = _viewer(m)
+    items = shape.slider_items(m)
+    assert [label for _, label, _, _ in items] == names  # one per attribute, in the semantics' order
+    lo, hi = m.semantics.phenotype_range
+    assert [(i, a, b) for i, _, a, b in items] == [(i, lo[i], hi[i]) for i in range(len(names))]
+    assert len(v.state.phenotype_delta) == len(names)
+    np.testing.assert_allclose(sel.base_phenotypes(v.state, m), m.phenotypes[0])  # identity 0's own attributes
+    base_code, k = sel.shape_code(v.state, m), len(names) - 1
+    shape.set_phenotype(v, names[k], m.phenotypes[0, k] + 2.0)  # the last slider moves the last attribute only
+    np.testing.assert_allclose(v.state.phenotype_delta, np.eye(len(names))[k] * 2.0, atol=1e-4)
+    p2s, base = m.semantics.phenotype_to_shape, m.phenotypes[0]
+    np.testing.assert_allclose(
+        sel.shape_code(v.state, m), base_code + p2s(base + 2.0 * np.eye(len(names))[k]) - p2s(base), atol=1e-5
+    )
+
+
+def test_anny_shape_sliders_stay_the_six_phenotypes_over_0_1():
+    from npm_core import bodies
+    from npm_viewer.panels import shape
+
+    m = _imported_model(bodies.PHENOTYPES)
+    m.semantics.attribute_names = None  # Anny bodies
+    assert shape.slider_items(m) == [(i, n, 0.0, 1.0) for i, n in enumerate(bodies.PHENOTYPES)]
+
+
+def test_a_domain_without_joints_has_no_joint_sliders_and_poses_by_blending():
+    from npm_viewer.panels import pose
+
+    m = _imported_model(["length_mm", "radius_mm"])
+    v = _viewer(m)
+    assert pose.joint_items(m) == [] and "hands" in pose.no_joints_note(m)
+    assert v.state.angle_delta == [] and v.state.pose_pca == []
+    with pytest.raises(ValueError, match="no joint-angle sliders"):
+        pose.set_joint(v, "knee_bend_l", 30.0)
+    v.state.pose_a, v.state.pose_b, v.state.beta = 1, 2, 0.5
+    np.testing.assert_allclose(sel.pose_code(v.state, m), 0.5 * m.pose_codes[1] + 0.5 * m.pose_codes[2])

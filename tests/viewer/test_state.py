@@ -16,6 +16,13 @@ def test_labels():
     assert S.pose_label(5, PoseCodeLabel()) == "5 pose 5"
 
 
+def test_labels_of_an_imported_domain_name_the_identity_and_its_attributes():
+    e = ShapeCodeLabel("hand07", attributes={"width_mm": 84.5, "length_mm": 182.0})
+    assert S.shape_label(7, e) == "7 hand07  length_mm 182  width_mm 84.5"  # sorted, as semantics orders them
+    assert S.shape_label(7, e).split("  ")[0] == "7 hand07"  # what the gallery writes beside a row
+    assert S.shape_label(1, ShapeCodeLabel("hand01")) == "1 hand01"
+
+
 def test_recent_filter_panels():
     assert S.push_recent(["a", "b", "c"], "b", n=2) == ["b", "a"]
     labels = ["0 s0-0001  m 30y", "1 s0-0002  f 41y", "2 s1-0003  M 22y"]

@@ -105,6 +105,47 @@ def make_checkpoint(out, steps: int = 250, seed: int = 0) -> Path:
     return out
 
 
+IMPORTED = {  # an imported mesh domain: 3 per-identity attributes, no joint angles, 3 model units per metre
+    "name": "tiny-hands",
+    "source": "meshes",
+    "model_per_metre": 3.0,
+    "centre_m": [0.0, 0.1, 0.0],
+    "attributes": ["arch", "length_mm", "width_mm"],
+}
+ARCH = (0.2, 0.5, 0.3, 0.9)
+
+
+def imported_attributes(i: int) -> dict:
+    """Identity i's attributes, written in an order other than the sorted one semantics uses."""
+    return {"width_mm": 80.0 + 5 * i, "length_mm": round(180.0 * SCALES[i], 3), "arch": ARCH[i]}
+
+
+def make_imported(ckpt_dir, out) -> Path:
+    """The tiny checkpoint's decoders and codes as a checkpoint of an imported domain (IMPORTED):
+    its config names the domain, its shape codes are labelled by attributes instead of phenotypes,
+    its pose codes by pose names without joint angles; semantics computed from those labels."""
+    import shutil
+
+    import yaml
+
+    out = Path(out)
+    shutil.copytree(ckpt_dir, out)
+    (out / "semantics.npz").unlink()
+    config = yaml.safe_load(layout.checkpoint_config_path(out).read_text())
+    config["domain"] = dict(IMPORTED)
+    layout.checkpoint_config_path(out).write_text(yaml.safe_dump(config, sort_keys=False))
+    meta = yaml.safe_load(layout.checkpoint_meta_path(out).read_text())
+    meta["shape"]["codes"] = [
+        {"identity": f"hand{i}", "attributes": imported_attributes(i)} for i in range(len(SCALES))
+    ]
+    meta["pose"]["codes"] = [
+        {"motion": "fist", "frame": k, "shape_index": 0, "identity": "hand0"} for k in range(N_POSES)
+    ]
+    layout.checkpoint_meta_path(out).write_text(yaml.safe_dump(meta, sort_keys=False))
+    semantics.save(semantics.compute(ckpt.load_model(out), shape_map="linear"), layout.checkpoint_semantics_path(out))
+    return out
+
+
 def make_fit(ckpt_dir, fit_dir, seq_dir, frames: int = 8, resolution: int = 48) -> Path:
     """A fit result (shape 1, poses sweeping the arm-raise codes, a small drift) written by
     npm_core.fit.write_result, and a depth sequence whose gt is the same meshes leaning 0 (feet) to 2 cm (top) sideways."""
