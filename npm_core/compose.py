@@ -35,15 +35,17 @@ def edit_shape(code: np.ndarray, semantics=None, phenotypes=None, delta=None, pc
 def edit_pose(code: np.ndarray, semantics=None, angles=None, delta=None, pca=None) -> np.ndarray:
     """The pose code after the semantic sliders: code [Dp] moved along the joint-angle map by
     `delta` [J] degrees from `angles` [J], plus offsets `pca` [K] along the pose PCA (std units).
-    Semantics without a joint-angle map: the code unchanged."""
-    if semantics is None or semantics.angles_to_pose is None:
+    Semantics without a joint-angle map (a domain without joint angles): only the PCA offsets;
+    without a pose PCA either: the code unchanged."""
+    if semantics is None or semantics.pose_pca is None:
         return np.asarray(code, np.float32)
-    return _edit(code, semantics.move_pose, angles, delta, semantics.pose_pca, pca)
+    move = semantics.move_pose if semantics.angles_to_pose is not None else None
+    return _edit(code, move, angles, delta, semantics.pose_pca, pca)
 
 
 def _edit(code, move, labels, delta, pca_basis, pca) -> np.ndarray:
     code = np.asarray(code, np.float32)
-    if delta is not None and len(delta) and labels is not None:
+    if move is not None and delta is not None and len(delta) and labels is not None:
         code = move(code, labels, delta)
     if pca is not None and len(pca):
         code = code + pca_basis.offset(pca)

@@ -260,11 +260,13 @@ def compute(model, ridge: float = 1e-2, shape_map: str = "mlp", pose_map: str = 
         attribute_names=names,
     )
     plabels = model.meta.get("pose", {}).get("codes")
-    if model.pose_codes is not None and plabels and "angles" in plabels[0]:
-        ang = np.array([l["angles"] for l in plabels], dtype=np.float64)
+    if model.pose_codes is not None:  # pose PCA needs no labels; the joint-angle map needs angles
         p = model.pose_codes.detach().cpu().numpy().astype(np.float64)
-        sem.angles_to_pose, sem.pose_pca = fit_map(pose_map, ang, p), PCA.fit(p)
-        sem.angle_range = np.stack([ang.min(0), ang.max(0)])
+        sem.pose_pca = PCA.fit(p)
+        if plabels and "angles" in plabels[0]:
+            ang = np.array([l["angles"] for l in plabels], dtype=np.float64)
+            sem.angles_to_pose = fit_map(pose_map, ang, p)
+            sem.angle_range = np.stack([ang.min(0), ang.max(0)])
     return sem
 
 

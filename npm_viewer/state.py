@@ -102,9 +102,9 @@ class State:
         """Zero every semantic slider (sized for the checkpoint's semantics, none without)."""
         self.phenotype_delta = [0.0] * len(sem.phenotype_range[0]) if sem is not None else []
         self.shape_pca = [0.0] * len(sem.shape_pca.std) if sem is not None else []
-        has_pose = sem is not None and sem.angles_to_pose is not None
-        self.angle_delta = [0.0] * len(sem.angle_range[0]) if has_pose else []
-        self.pose_pca = [0.0] * len(sem.pose_pca.std) if has_pose else []
+        has_angles = sem is not None and sem.angles_to_pose is not None
+        self.angle_delta = [0.0] * len(sem.angle_range[0]) if has_angles else []
+        self.pose_pca = [0.0] * len(sem.pose_pca.std) if sem is not None and sem.pose_pca is not None else []
 
     def zero(self, *names: str) -> None:
         """Set the named list fields (slider offsets) back to zeros."""

@@ -53,6 +53,11 @@ def test_semantic_edits_move_along_the_maps():
     np.testing.assert_allclose(compose.edit_pose(np.zeros(2), sem, angles, d, [2.0]), [1.0, 3.0], atol=1e-6)
     no_pose = Semantics(sem.phenotype_to_shape, sem.shape_to_phenotype, sem.shape_pca, sem.phenotype_range)
     np.testing.assert_allclose(compose.edit_pose(np.ones(2), no_pose, angles, d, [2.0]), np.ones(2))
+    # a domain without joint angles: the pose PCA moves the code, the angle deltas are ignored
+    pca_only = Semantics(
+        sem.phenotype_to_shape, sem.shape_to_phenotype, sem.shape_pca, sem.phenotype_range, None, sem.pose_pca
+    )
+    np.testing.assert_allclose(compose.edit_pose(np.zeros(2), pca_only, None, d, [2.0]), [1.0, 0.0], atol=1e-6)
 
 
 def test_transfer_grid_is_row_major_shapes_by_poses():

@@ -377,6 +377,8 @@ def test_semantics_from_attributes(trained, capsys):
     assert "shape code -> attribute R^2 (training codes): length_mm" in capsys.readouterr().out
     sem = semantics.load(layout.checkpoint_semantics_path(m.path))
     assert sem.names == ["length_mm", "radius_mm"] and sem.angles_to_pose is None  # no joint angles in this domain
+    # the pose PCA needs no labels: its first axis carries the most variance of the training pose codes
+    assert sem.pose_pca is not None and sem.pose_pca.explained[0] >= sem.pose_pca.explained[-1] > 0
     np.testing.assert_allclose(sem.phenotype_range, [[80.0, 20.0], [140.0, 32.0]])
     code = sem.shape_code({"length_mm": 100.0, "radius_mm": 28.0})
     near = np.linalg.norm(code - m.shape_codes[2].numpy()) / np.linalg.norm(m.shape_codes[2].numpy())

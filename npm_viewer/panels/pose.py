@@ -109,7 +109,7 @@ def no_joints_note(m) -> str:
     if joint_items(m):
         return ""
     if m.domain.source != "anny":
-        return f"{m.domain.name}: no joint-angle sliders for this domain; pose with A, B and beta"
+        return f"{m.domain.name}: no joint-angle sliders for this domain; pose with A, B, beta and the pose PCA"
     return m.note or "this checkpoint's semantics have no joint-angle map"
 
 
@@ -131,8 +131,10 @@ def draw_semantic(viewer) -> None:
     sem, items = m.semantics, joint_items(m)
     if not items:
         psim.TextWrapped(no_joints_note(m))
+    if sem is None or sem.pose_pca is None:
         return
-    delta_sliders(viewer, items, selection.base_angles(st, m), st.angle_delta, sem.angle_range, "%.0f deg")
+    if items:
+        delta_sliders(viewer, items, selection.base_angles(st, m), st.angle_delta, sem.angle_range, "%.0f deg")
     pca_sliders(viewer, "pose PC", sem.pose_pca, st.pose_pca)
     if psim.SmallButton("reset joint/PCA sliders"):
         st.zero("angle_delta", "pose_pca")

@@ -79,6 +79,7 @@ def _imported_model(names):
     )
     sem.attribute_names = list(names)
     model = _model()
+    sem.pose_pca = PCA.fit(np.asarray(model.pose_codes, np.float64))  # as semantics.compute: no angles needed
     model.shape_codes, model.semantics, model.phenotypes, model.note = codes, sem, attrs, ""
     model.domain = DomainInfo(name="hands", source="meshes", model_per_metre=3.0, attributes=list(names))
     return model
@@ -128,8 +129,12 @@ def test_a_domain_without_joints_has_no_joint_sliders_and_poses_by_blending():
     m = _imported_model(["length_mm", "radius_mm"])
     v = _viewer(m)
     assert pose.joint_items(m) == [] and "hands" in pose.no_joints_note(m)
-    assert v.state.angle_delta == [] and v.state.pose_pca == []
+    assert v.state.angle_delta == [] and len(v.state.pose_pca) == len(m.semantics.pose_pca.std)
     with pytest.raises(ValueError, match="no joint-angle sliders"):
         pose.set_joint(v, "knee_bend_l", 30.0)
     v.state.pose_a, v.state.pose_b, v.state.beta = 1, 2, 0.5
-    np.testing.assert_allclose(sel.pose_code(v.state, m), 0.5 * m.pose_codes[1] + 0.5 * m.pose_codes[2])
+    blend = 0.5 * m.pose_codes[1] + 0.5 * m.pose_codes[2]
+    np.testing.assert_allclose(sel.pose_code(v.state, m), blend)
+    v.state.pose_pca[0] = 2.0  # two standard deviations along the first pose PC
+    pc = m.semantics.pose_pca
+    np.testing.assert_allclose(sel.pose_code(v.state, m), blend + 2.0 * pc.std[0] * pc.directions[0], atol=1e-5)
