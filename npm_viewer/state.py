@@ -68,6 +68,7 @@ class State:
     # train panel
     train_config: str = "configs/train_fast.yaml"
     train_out: str = "checkpoints/my-run"
+    train_data: str = ""  # an imported dataset (`npms data import`) instead of the config's Anny data
     train_stage: str = "shape"
     # fit panel (npms fit from the app)
     fit_sequence: str = "assets/example_sequence"

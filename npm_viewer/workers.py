@@ -318,7 +318,11 @@ class TrainRun:
     """A training stage in a subprocess (default `python -m npm_core.cli train STAGE`), or, with
     no command started, a watcher of a checkpoint's progress file. Events of `stage` only."""
 
-    def __init__(self, out_dir, stage: str, config: str | None = None, command: list | None = None):
+    def __init__(
+        self, out_dir, stage: str, config: str | None = None, command: list | None = None, data: str | None = None
+    ):
+        """data: an imported dataset (`npms data import`) to train the shape stage on; the pose stage
+        takes the dataset the checkpoint recorded."""
         from npm_core import layout
 
         self.out_dir, self.stage, self.config = Path(out_dir), stage, config
@@ -326,6 +330,7 @@ class TrainRun:
         self.command = command or (
             [sys.executable, "-m", "npm_core.cli", "train", stage, "--out", str(self.out_dir)]
             + (["--config", config] if config else [])
+            + (["--data", data] if data and stage == "shape" else [])
         )
         self.proc: subprocess.Popen | None = None
         self.offset, self.events = 0, []

@@ -1,7 +1,8 @@
 """Train panel: start/stop/resume a shape or pose training stage in a subprocess, watch its
 progress (bar, ETA, live log-scale loss plot) and open the finished checkpoint in the explorer.
 
-The subprocess is `python -m npm_core.cli train STAGE --out DIR --config FILE` (workers.TrainRun);
+The subprocess is `python -m npm_core.cli train STAGE --out DIR --config FILE [--data DATASET]`
+(workers.TrainRun; --data: an imported dataset, for the shape stage);
 progress comes from the checkpoint's progress log. Stop = SIGTERM; training keeps a resumable
 state per epoch, so Start on the same directory resumes. The panel's fields live in the State (train_*).
 """
@@ -22,7 +23,8 @@ NEEDS = (  # measured on 2 CPU cores with configs/train_fast.yaml (benchmarks/re
     "Needs the training set first: `npms data build --config CONFIG` (about 6 min, 2.7 GB in the cache; "
     "a second run is a no-op). Then the shape stage (60 epochs, about 33 min on 2 CPU cores), then the "
     "pose stage (20 epochs, about 39 min). Training runs in a separate process; this window stays "
-    "responsive, Stop keeps the last epoch and Start resumes from it."
+    "responsive, Stop keeps the last epoch and Start resumes from it. For your own meshes, give the dataset "
+    "`npms data import` made (hands: `npms data hands`, then import; configs/train_hands_v1.yaml)."
 )
 
 
@@ -30,8 +32,11 @@ def configs() -> list:
     return sorted(str(p) for p in Path("configs").glob("train*.yaml")) if Path("configs").is_dir() else []
 
 
-def start(viewer, out_dir: str, stage: str, config: str | None = None, command: list | None = None) -> None:
-    """Start (or resume) a stage; `command` replaces the real CLI (tests)."""
+def start(
+    viewer, out_dir: str, stage: str, config: str | None = None, command: list | None = None, data: str | None = None
+) -> None:
+    """Start (or resume) a stage, on the Anny data of `config` or the imported dataset `data`;
+    `command` replaces the real CLI (tests)."""
     from ..workers import TrainRun
 
     if viewer.train_run is not None and viewer.train_run.running:
@@ -40,7 +45,10 @@ def start(viewer, out_dir: str, stage: str, config: str | None = None, command: 
     if config and not Path(config).is_file():
         viewer.state.error(f"config not found: {config}")
         return
-    run = TrainRun(out_dir, stage, config, command)
+    if data and not layout.is_dataset(data):
+        viewer.state.error(f"not a dataset: {data} (make one with `npms data import MESHES --out {data}`)")
+        return
+    run = TrainRun(out_dir, stage, config, command, data)
     try:
         run.start()
     except OSError as e:
@@ -93,6 +101,7 @@ def draw(viewer) -> None:
         if changed:
             st.train_config = cfgs[i]
     _, st.train_config = psim.InputText("config file", st.train_config)
+    _, st.train_data = psim.InputText("imported dataset (optional)", st.train_data)
     _, st.train_out = psim.InputText("output dir", st.train_out)
     for name in STAGES:
         if psim.RadioButton(name, st.train_stage == name):
@@ -106,7 +115,7 @@ def draw(viewer) -> None:
             stop(viewer)
     else:
         if psim.Button("Resume" if resumable else "Start"):
-            start(viewer, st.train_out, st.train_stage, st.train_config or None)
+            start(viewer, st.train_out, st.train_stage, st.train_config or None, data=st.train_data or None)
         psim.SameLine()
         if psim.Button("Watch progress"):
             watch(viewer, st.train_out, st.train_stage)

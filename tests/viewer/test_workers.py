@@ -86,3 +86,13 @@ def test_train_run_stop(tmp_path):
     assert run.running
     run.stop()
     assert not run.running and run.returncode != 0
+
+
+def test_train_run_command_on_an_imported_dataset(tmp_path):
+    """The shape stage of an imported domain trains on --data; the pose stage reads the dataset the
+    checkpoint recorded, so it gets no --data."""
+    shape = TrainRun(tmp_path, "shape", "configs/train_hands_v1.yaml", data="datasets/hands")
+    assert shape.command[-4:] == ["--config", "configs/train_hands_v1.yaml", "--data", "datasets/hands"]
+    pose = TrainRun(tmp_path, "pose", "configs/train_hands_v1.yaml", data="datasets/hands")
+    assert "--data" not in pose.command and pose.command[-1] == "configs/train_hands_v1.yaml"
+    assert "--data" not in TrainRun(tmp_path, "shape", "configs/train_fast.yaml").command
