@@ -58,6 +58,8 @@ def sizes_for(domain) -> Sizes:
     lo, hi = domain.model_to_metres(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]) * space.CUBE_BOUND)
     scaled = {f.name: getattr(Sizes, f.name) for f in fields(Sizes) if f.name != "box"}
     scaled = {n: tuple(k * x for x in v) if isinstance(v, tuple) else k * v for n, v in scaled.items()}
+    # just above the shapes: an import leaves 0.1 model units free at the cube's top
+    scaled["column_label"] = (0.0, float(domain.model_to_metres(np.array([0.0, 0.42, 0.0]))[1]), 0.0)
     return Sizes(box=(lo, hi), **scaled)
 
 
