@@ -25,7 +25,11 @@ def last_frames(ds, frames, identity: int, names) -> list[int]:
     """Row indices into `frames` of `identity`'s last frame of each gesture in `names`."""
     out = []
     for name in names:
-        rows = [(f["frame"], k) for k, f in enumerate(frames) if f["identity"] == identity and f["motion"].split("/")[0] == name]
+        rows = [
+            (f["frame"], k)
+            for k, f in enumerate(frames)
+            if f["identity"] == identity and f["motion"].split("/")[0] == name
+        ]
         out.append(max(rows)[1])
     return out
 
