@@ -157,7 +157,7 @@ def test_errors_name_the_frame_and_what_was_seen(frontal, tmp_path):
     seen = r"\(76800 pixels with depth, median [\d.]+ m: \d+ floor, \d+ background\)$"
     with pytest.raises(
         capture.SegmentationError,
-        match=r"^frame 1: no component of a body's size \(0.5-3.0 m\) within 1.5 m of the image centre; "
+        match=r"^frame 1: no component of the subject's size \(0.50-3.00 m\) within 1.5 m of the image centre; "
         r"the largest there was \d+ points, 0.2\d m across, 2.4 m away: wrong depth scale\? " + seen,
     ):
         capture.segment_sequence(depth.read_sequence(tmp_path), save=False)
@@ -311,10 +311,11 @@ def test_fill_dropped_puts_back_the_silhouette_ring():
 
 def test_segment_config_for_a_domain_of_another_size():
     """Subject lengths scale with the domain (a hand: 2.94 model units per metre -> x 0.136); the
-    sensor's settings do not; bodies (0.4) keep the defaults."""
+    camera's range, pixel counts and angles do not; bodies (0.4) keep the defaults."""
     assert capture.SegmentConfig.for_scale(0.4) == capture.SegmentConfig()
     hand = capture.SegmentConfig.for_scale(2.94)
     k = 0.4 / 2.94
     assert hand.min_size_m == pytest.approx(0.5 * k) and hand.max_size_m == pytest.approx(3.0 * k)
     assert hand.attach_m == pytest.approx(0.15 * k) and hand.behind_m == pytest.approx(0.1 * k)
-    assert (hand.floor_tol_m, hand.max_depth_m, hand.min_points) == (0.03, 6.0, 500)
+    assert hand.floor_tol_m == pytest.approx(0.03 * k)  # the floor band, thinner than a hand
+    assert (hand.max_depth_m, hand.min_points, hand.floor_max_tilt_deg) == (6.0, 500, 45.0)

@@ -48,6 +48,7 @@ class SegmentConfig:
     centre_tolerance_m: float = 0.25  # a subject centred this close to the origin is not moved
 
     SUBJECT_LENGTHS = (
+        "floor_tol_m",  # a floor band as thick as a body's 3 cm would swallow a whole hand
         "floor_min_extent_m",
         "wall_min_extent_m",
         "edge_m",
@@ -62,8 +63,8 @@ class SegmentConfig:
     @classmethod
     def for_scale(cls, model_per_metre: float) -> SegmentConfig:
         """The defaults (set for bodies, 0.4 model units per metre) with every length that describes
-        the subject scaled to a domain of another size (a hand: 2.9 units per metre, lengths x 0.14);
-        the sensor's noise and range stay as they are."""
+        the subject, or is measured against it, scaled to a domain of another size (a hand: 2.9 units
+        per metre, lengths x 0.14); the camera's range stays as it is."""
         k = space.METRES_TO_MODEL / model_per_metre
         cfg = cls()
         return replace(cfg, **{name: getattr(cfg, name) * k for name in cls.SUBJECT_LENGTHS})
@@ -323,7 +324,7 @@ def _choose(depth, pix, p, keep, cfg, box, frame, n_floor, n_bg) -> np.ndarray:
         big = [c for c in np.argsort(-inside) if inside[c] >= cfg.min_points]
         where = f"with {cfg.min_points} points inside the box {list(box)}"
     else:
-        where = f"within {cfg.centre_radius_m} m of the image centre"
+        where = f"within {cfg.centre_radius_m:.2g} m of the image centre"
     top, bottom, left, right = (set(np.unique(b)) for b in (labels[0], labels[-1], labels[:, 0], labels[:, -1]))
     seen, spanning = [], 0
     for c in big:
@@ -339,12 +340,12 @@ def _choose(depth, pix, p, keep, cfg, box, frame, n_floor, n_bg) -> np.ndarray:
         if cfg.min_size_m <= size <= cfg.max_size_m:
             return _attach(lab, c, p, keep, cfg)
         seen.append((int(sizes[c]), med[2], size))
-    if seen:  # candidates were there, but none of a body's size
+    if seen:  # candidates were there, but none of the subject's size
         n, dist, size = seen[0]
         raise SegmentationError(
             _seen(
                 frame,
-                f"no component of a body's size ({cfg.min_size_m}-{cfg.max_size_m} m) {where}; "
+                f"no component of the subject's size ({cfg.min_size_m:.2f}-{cfg.max_size_m:.2f} m) {where}; "
                 f"the largest there was {n} points, {size:.2f} m across, {dist:.1f} m away: "
                 f"wrong depth scale?",
                 p[:, 2],
