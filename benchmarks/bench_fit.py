@@ -149,14 +149,16 @@ def main():
     )
     ap.add_argument("--out", default="benchmarks/results/fit_cpu.md")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    ap.add_argument("--no-rotation", action="store_true", help="fits without the per-frame body rotation")
     args = ap.parse_args()
+    base = {"use_rotation": False} if args.no_rotation else {}
     torch.set_num_threads(args.threads)
     model = checkpoint.load_model(args.checkpoint)
     few = args.sequences[: args.ablation_sequences]
     variants = [
-        ("fast", fit.fast_config(), args.frames, args.sequences),
-        ("fast, no L_c", fit.fast_config(use_temporal=False), args.frames, few),
-        ("fast, no L_icp", fit.fast_config(use_icp=False), args.frames, few),
+        ("fast", fit.fast_config(**base), args.frames, args.sequences),
+        ("fast, no L_c", fit.fast_config(**base, use_temporal=False), args.frames, few),
+        ("fast, no L_icp", fit.fast_config(**base, use_icp=False), args.frames, few),
     ]
     if args.no_ablations:
         variants = variants[:1]
@@ -164,16 +166,18 @@ def main():
         if not args.identities:
             ap.error("--known-shape needs --identities")
         variants.append(
-            ("fast, shape known (code fitted to the true canonical body)", fit.fast_config(), args.frames, few)
+            ("fast, shape known (code fitted to the true canonical body)", fit.fast_config(**base), args.frames, few)
         )
     canonicals = {sq: true_canonical(model, i) for sq, i in zip(args.sequences, args.identities or [])}
     if (
         len(few) < len(args.sequences) and not args.no_ablations
     ):  # the full fit on the same subset, for a like-for-like ablation
-        variants.insert(1, (f"fast ({len(few)} sequence(s) of the ablations)", fit.fast_config(), args.frames, few))
+        variants.insert(
+            1, (f"fast ({len(few)} sequence(s) of the ablations)", fit.fast_config(**base), args.frames, few)
+        )
     if not args.skip_paper:
         variants += [
-            (f"fast (first {args.paper_frames} frames)", fit.fast_config(), args.paper_frames, few),
+            (f"fast (first {args.paper_frames} frames)", fit.fast_config(**base), args.paper_frames, few),
             (
                 f"paper (first {args.paper_frames} frames, {args.paper_iterations} it)",
                 fit.paper_config(iterations=args.paper_iterations, keep_iteration=min(400, args.paper_iterations)),
@@ -214,7 +218,7 @@ def main():
     lines = [
         f"`python {' '.join(sys.argv)}`",
         "",
-        f"torch {torch.__version__}, {args.threads} threads, CPU; each row is the mean over its sequences",
+        f"torch {torch.__version__}, {args.threads} threads, CPU{', no body rotation' if args.no_rotation else ''}; each row is the mean over its sequences",
         "",
         "| variant | sequences | frames (mean) | IoU | Chamfer-L2 | EPE (model) | EPE (cm) | fit time s | s / frame | canonical shape IoU |",
         "|---|---|---|---|---|---|---|---|---|---|",
