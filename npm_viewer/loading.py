@@ -200,7 +200,9 @@ class FitReplay:
         _, posed, self.faces = self.fit.meshes()
         self.posed = np.asarray(posed, np.float32)
         self.frames = len(self.posed)
-        self.facing = facing_arrows(self.posed.mean(1), np.asarray(self.fit.rotation[: self.frames]))
+        # sized to the fitted subject: fit.yaml records the model's units (0.4 per metre for bodies)
+        size = space.METRES_TO_MODEL / float(self.fit.meta.get("model_per_metre", space.METRES_TO_MODEL))
+        self.facing = facing_arrows(self.posed.mean(1), np.asarray(self.fit.rotation[: self.frames]), size)
         self.metrics["body yaw (deg)"] = self.yaw_deg[: self.frames]
         self.fraction, self.status = 0.3, "reading depth sequence"
         yield
@@ -253,14 +255,16 @@ class FitReplay:
         return colour_range(self.errors)
 
 
-def facing_arrows(centres: np.ndarray, rotation: np.ndarray, length: float = 0.45):
-    """An arrow mesh per frame from each centre [T, 3] (metres) along the body's front, R_t (0, 0, 1):
-    (vertices [T, V, 3], faces [F, 3])."""
+def facing_arrows(centres: np.ndarray, rotation: np.ndarray, size: float = 1.0):
+    """An arrow mesh per frame from each centre [T, 3] (metres) along the subject's front, R_t (0, 0, 1):
+    (vertices [T, V, 3], faces [F, 3]); 0.45 m long for a body (size 1), scaled by `size` for
+    subjects of another size (scene.domain_scale)."""
     import trimesh
 
-    shaft = trimesh.creation.cylinder(0.012, 0.75 * length, sections=12)
+    length = 0.45 * size
+    shaft = trimesh.creation.cylinder(0.012 * size, 0.75 * length, sections=12)
     shaft.apply_translation([0, 0, 0.375 * length])
-    head = trimesh.creation.cone(0.035, 0.25 * length, sections=12)
+    head = trimesh.creation.cone(0.035 * size, 0.25 * length, sections=12)
     head.apply_translation([0, 0, 0.75 * length])
     arrow = trimesh.util.concatenate([shaft, head])  # along +z from the origin
     v = np.asarray(arrow.vertices, np.float32)

@@ -61,7 +61,7 @@ def draw(viewer) -> None:
     psim.NewLine()
     t = min(st.frame, rp.frames - 1)
     _, st.show_facing = psim.Checkbox(
-        f"body orientation: yaw {rp.yaw_deg[t]:+.0f} deg, tilt {rp.tilt_deg[t]:.0f} deg", st.show_facing
+        f"orientation: yaw {rp.yaw_deg[t]:+.0f} deg, tilt {rp.tilt_deg[t]:.0f} deg", st.show_facing
     )
     if rp.kept_fraction is not None:
         kept = f"segmentation kept {100 * rp.kept_fraction[t]:.0f}% of this frame's depth pixels"

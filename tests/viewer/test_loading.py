@@ -110,3 +110,15 @@ def test_imported_domain_checkpoint_reads_its_domain_and_attributes(imported_ckp
         assert m.shape_labels[1] == "1 hand1  arch 0.5  length_mm 171  width_mm 85" and m.angles is None
     assert loading.read_domain(imported_ckpt) == m.domain
     assert loading.read_domain(tmp_path / "missing") == DomainInfo()  # unreadable: Anny bodies
+
+
+def test_orientation_arrow_is_sized_to_the_subject():
+    """A hand's arrow (fit.yaml model_per_metre 2.94 -> size 0.4 / 2.94) is that share of a body's 0.45 m."""
+    from npm_viewer.loading import facing_arrows
+
+    rot = np.eye(3, dtype=np.float32)[None]
+    body, _ = facing_arrows(np.zeros((1, 3)), rot)
+    hand, _ = facing_arrows(np.zeros((1, 3)), rot, 0.4 / 2.94)
+    assert body[0, :, 2].max() == pytest.approx(0.45, abs=1e-4)
+    assert hand[0, :, 2].max() == pytest.approx(0.45 * 0.4 / 2.94, abs=1e-4)
+    assert np.abs(hand[0, :, :2]).max() == pytest.approx(0.035 * 0.4 / 2.94, abs=1e-4)  # the cone's radius
