@@ -21,7 +21,7 @@ BODY_COLOR = (0.86, 0.72, 0.62)
 GT_COLOR = (0.45, 0.65, 0.9)
 POINTS_COLOR = (0.2, 0.45, 0.95)
 GROUPS = ("body", "gallery", "fit", "gt", "points", "removed", "facing")
-REMOVED_COLOR = (0.6, 0.6, 0.6)  # depth points segmentation removed
+REMOVED_COLOR = (0.35, 0.35, 0.35)  # depth points segmentation removed
 FACING_COLOR = (0.95, 0.55, 0.1)  # the fitted body orientation arrow
 BODY_BOX = (np.array([-0.5, -1.0, -0.2]), np.array([0.5, 0.8, 0.2]))  # metres: a standing body, framed alike for all
 FOV_DEG = 45.0  # Polyscope's default vertical field of view
@@ -40,7 +40,7 @@ class Sizes:
     compare_shift: float = COMPARE_SHIFT  # along +x of the truth beside the fit in the side-by-side mode
     label_lift: float = 0.08  # a label above the top of its mesh
     point_radius: float = 0.0025  # depth points
-    removed_radius: float = 0.0015  # depth points segmentation removed
+    removed_radius: float = 0.002  # depth points segmentation removed
 
 
 def domain_scale(domain) -> float:

@@ -68,7 +68,7 @@ def test_sizes_follow_the_domain_anny_bodies_keep_theirs():
     np.testing.assert_allclose(s.row_label, (-0.95 * k, 0.1 * k, 0.0))
     np.testing.assert_allclose(s.column_label, (0.0, 0.1 + 0.42 / 3, 0.0))  # above the shapes (import margin)
     np.testing.assert_allclose(
-        [s.compare_shift, s.label_lift, s.point_radius, s.removed_radius], np.array([1.0, 0.08, 0.0025, 0.0015]) * k
+        [s.compare_shift, s.label_lift, s.point_radius, s.removed_radius], np.array([1.0, 0.08, 0.0025, 0.002]) * k
     )
 
 
