@@ -269,7 +269,9 @@ def test_an_imported_domain_is_shown_in_its_metres_with_its_sliders_and_no_joint
     app.settle()
     (c0, _), (c1, _), (r0, _), (r1, _) = app.scene_labels()
     k = 0.4 / 3.0  # gallery spacing and labels at a hand's size
-    np.testing.assert_allclose([c1[0] - c0[0], r0[1] - r1[1], c0[1] - r0[1]], [1.3 * k, 1.9 * k, 0.85 * k], atol=1e-6)
+    # columns labelled just above the shapes (model y 0.42 in metres, the domain's centre 0.1 m up), rows beside them
+    above = 0.1 + 0.42 / 3.0 - 0.1 * k
+    np.testing.assert_allclose([c1[0] - c0[0], r0[1] - r1[1], c0[1] - r0[1]], [1.3 * k, 1.9 * k, above], atol=1e-6)
 
 
 def _nonblank(img):
