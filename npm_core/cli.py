@@ -436,9 +436,12 @@ class _Distributed:
             dist.barrier()
 
     def close(self):
+        """Wait for every process before leaving the group: a gloo process that leaves while
+        another is still saving can abort the other at exit."""
         import torch.distributed as dist
 
         if dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
