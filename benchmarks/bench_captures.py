@@ -9,7 +9,7 @@ compare each kind with the clean frontal fit of the same body and motion (the sc
 segmented noisy fit). --reported-only sequences are never used to choose settings: their rows are
 listed apart.
 
-    python benchmarks/bench_captures.py --checkpoint checkpoints/body-v1          # all kinds, hours on 2 cores
+    python benchmarks/bench_captures.py                                           # body-v2, all kinds, hours on 2 cores
     python benchmarks/bench_captures.py --noise-study                             # the noise-handling comparison
     python benchmarks/bench_captures.py --overhead 8                              # cost of the rotation per iteration
     python benchmarks/bench_captures.py --smoke --frames 4 --resolution 64 --sequences s0-00031:kick --reported-only --out /tmp/c.md
@@ -136,11 +136,9 @@ def fit_and_score(model, seq, cfg, iou_points: int, offset=None, resolution: int
 
 
 def identities(model) -> dict:
+    """The checkpoint's identities by id (body-v2's include the tail set, never trained on)."""
     ic = config.from_dict(config.DataConfig, model.sections.get("data")).identities
-    return {
-        i.id: i
-        for i in bodies.sample_identities(ic.count, ic.seed, ic.test_fraction, ic.min_age_years, ic.max_age_years)
-    }
+    return {i.id: i for i in bodies.identities_of(ic)}
 
 
 def parse_pairs(items):
@@ -172,7 +170,7 @@ def run_captures(args, model, ids):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, ((ident, motion), reported_only) in enumerate(sequences):
-            if ids[ident].split != "test":
+            if ids[ident].split not in ("test", "tail"):
                 print(f"warning: {ident} is a training identity", file=sys.stderr)
             for kind in args.kinds:
                 seq, offset = make_capture(
@@ -418,17 +416,17 @@ def run_overhead(args, model, ids):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default="checkpoints/body-v1")
+    ap.add_argument("--checkpoint", default="checkpoints/body-v2")
     ap.add_argument(
         "--sequences",
         nargs="+",
-        default=["s0-00031:kick", "s0-00005:jumping_jack", "s0-00033:wave"],
+        default=["tail-muscle-hi-m:wave", "tail-muscle-lo-f:kick"],
         help="IDENTITY:MOTION pairs (held-out identities and motions)",
     )
     ap.add_argument(
         "--reported-only",
         nargs="*",
-        default=["s0-00010:wave", "s0-00039:kick"],
+        default=["tail-age-lo-m:jumping_jack"],
         help="IDENTITY:MOTION pairs listed apart, never used to choose settings",
     )
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))

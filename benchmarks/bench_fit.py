@@ -30,6 +30,7 @@ def run(model, seq_dir, cfg, frames, resolution, iou_points, shape_code=None, tr
     """Fit and evaluate; with the true canonical body ([V,3] model units), also the IoU of the
     fitted canonical shape against it (shape_iou): the shape alone, without the poses."""
     seq = depth.read_sequence(seq_dir, slice(0, frames) if frames else None)
+    cfg = fit.for_domain(cfg, model.domain)  # as `npms fit`: no yaw search for domains without an upright axis
     t = time.time()
     res = fit.fit(model, seq, cfg, shape_code=shape_code)
     fit_s = time.time() - t

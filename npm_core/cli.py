@@ -698,6 +698,9 @@ def cmd_fit(args) -> None:
     if args.iterations:
         cfg.iterations = args.iterations
     cfg.device = args.device
+    if cfg.use_rotation and m.domain.capture_rotation != "yaw":
+        print(f"{args.checkpoint}: domain '{m.domain.name}' declares no upright axis: fitting the translation only")
+    cfg = fit.for_domain(cfg, m.domain)
     bar = {}
 
     def progress(e):
@@ -735,8 +738,11 @@ def cmd_eval(args) -> None:
     if seq.gt_vertices is None:
         raise ValueError(f"{args.sequence}: no gt/ meshes to evaluate against")
     _, posed, faces = r.meshes()
-    if len(posed) != len(seq):
-        raise ValueError(f"{args.fit} has {len(posed)} frames, {args.sequence} has {len(seq)}")
+    if len(posed) > len(seq):
+        raise ValueError(f"{args.fit} has {len(posed)} frames, {args.sequence} has only {len(seq)}")
+    if len(posed) < len(seq):  # `npms fit --frames N` fits the first N frames
+        print(f"the fit has {len(posed)} frames: scored against the first {len(posed)} of {len(seq)}")
+        seq = depth.read_sequence(args.sequence, slice(0, len(posed)))
     out = metrics.evaluate_sequence(
         posed,
         faces,
@@ -984,7 +990,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-icp", action="store_true")
     f.add_argument("--no-translation", action="store_true")
     f.add_argument(
-        "--no-rotation", action="store_true", help="no per-frame body rotation (translation only, as the reference)"
+        "--no-rotation",
+        action="store_true",
+        help="no per-frame body rotation (translation only, as the reference; the default for domains "
+        "whose domain.yaml declares no capture_rotation)",
     )
     f.add_argument(
         "--no-segmentation",

@@ -17,6 +17,8 @@ import numpy as np
 
 from . import space
 
+CAPTURE_ROTATIONS = ("yaw", "none")
+
 
 @dataclass
 class DomainInfo:
@@ -32,6 +34,10 @@ class DomainInfo:
     model_per_metre: float = space.METRES_TO_MODEL
     attributes: list = field(default_factory=list)  # per-identity numbers (Anny: phenotypes)
     joints: list = field(default_factory=list)  # joint-angle names of posed frames ([] when frames have none)
+    # how captures may turn the subject: "yaw" (it stands upright along +y and may face any way:
+    # the fit searches the yaw round the circle, with bounded tilts) or "none" (captures show it
+    # in its canonical orientation: the fit estimates the translation only)
+    capture_rotation: str = "yaw"
 
     def model_to_metres(self, points: np.ndarray) -> np.ndarray:
         """Model-unit points [..., 3] -> metres, canonical axes, centre restored."""
@@ -57,7 +63,14 @@ def info_from_dict(data: dict | None) -> DomainInfo:
     if not data:
         return DomainInfo()
     known = set(DomainInfo.__dataclass_fields__)
-    return DomainInfo(**{k: v for k, v in data.items() if k in known})
+    info = DomainInfo(**{k: v for k, v in data.items() if k in known})
+    if "capture_rotation" not in data and info.source != "anny":
+        info.capture_rotation = "none"  # recorded before the field existed: no upright axis was declared
+    if info.capture_rotation not in CAPTURE_ROTATIONS:
+        raise ValueError(
+            f"domain capture_rotation {info.capture_rotation!r}: expected one of {list(CAPTURE_ROTATIONS)}"
+        )
+    return info
 
 
 class DomainSource(Protocol):

@@ -284,7 +284,9 @@ def export_hands(out, cfg: HandsConfig | None = None, progress=None) -> Path:
     demo_ids = set(tests[: cfg.demo_identities])
     sequences, attributes = {}, {}
     with atomic_dir(Path(out)) as tmp:
-        (tmp / "domain.yaml").write_text(yaml.safe_dump({"name": "hands", "units": 1.0, "up": "+y"}))
+        (tmp / "domain.yaml").write_text(
+            yaml.safe_dump({"name": "hands", "units": 1.0, "up": "+y", "capture_rotation": "none"})
+        )
         for k, ident in enumerate(idents):
             hid = hid_of(ident)
             attributes[hid] = {p: round(v, 6) for p, v in ident.phenotypes.items()}

@@ -1,5 +1,7 @@
 """Fitting a depth sequence end to end on a tiny trained model (seconds, not minutes)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -149,6 +151,13 @@ def test_cli_fit_and_eval(tiny_model, sequence, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "mean" in out and "EPE" in out and (tmp_path / "m.json").exists()
     assert [e["frame"] for e in layout.read_fit_progress(tmp_path / "f")[0]] == [0, 1, 2]  # tracked frames, logged
+    # `fit --frames 2` fits the first two frames; eval scores them against the sequence's first two
+    args = ["--checkpoint", str(ck), "--sequence", str(sequence.path), "--out", str(tmp_path / "f2"), "--frames", "2"]
+    assert cli.main(["fit", *args, "--threads", "1"]) == 0
+    eval_args = ["--sequence", str(sequence.path), "--iou-points", "20000", "--json", str(tmp_path / "m2.json")]
+    assert cli.main(["eval", "--fit", str(tmp_path / "f2"), *eval_args]) == 0
+    assert "the fit has 2 frames: scored against the first 2 of 3" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "m2.json").read_text())["iou"]) == 2
 
 
 def test_each_tracked_frame_is_reported_and_logged(tiny_model, sequence, tmp_path):

@@ -101,6 +101,7 @@ def test_import_layout_and_transform(imported):
     assert (
         ds.domain.name == "capsules" and ds.domain.attributes == ["length_mm", "radius_mm"] and ds.domain.joints == []
     )
+    assert ds.domain.capture_rotation == "none"  # no upright axis declared: fits estimate the translation only
     # 4 training identities x 7 poses, minus c0's 3-frame held-out sequence; held out: those 3 + c4's 7
     assert (res.identities, res.frames, res.test_frames) == (5, 25, 10)
     assert {(f["motion"], f["frame"]) for f in ds.test_frames if f["identity"] == 0} == {
@@ -269,6 +270,31 @@ def test_non_watertight_canonical(tmp_path):
     ):
         import_meshes(src, tmp_path / "ds3")
     assert not (tmp_path / "ds3").exists()
+
+
+def test_capture_rotation_is_declared_by_the_domain(tmp_path):
+    """domain.yaml `capture_rotation: yaw` (the subject stands upright along +y) lets the fit search
+    the yaw; a mesh folder without it, or a checkpoint recorded before the key existed, is fitted
+    with the translation only; Anny bodies turn; an unknown value is refused by file and value."""
+    from npm_core import fit
+    from npm_core.domain import info_from_dict
+
+    src = _small_folder(tmp_path / "src")
+    small = ImportConfig(sdf=SdfConfig(samples=2000), flow=FlowConfig(samples_per_sigma=200))
+    (src / "domain.yaml").write_text(yaml.safe_dump({"up": "+z", "capture_rotation": "yaw"}))
+    upright = dataset.open_dataset(import_meshes(src, tmp_path / "ds", small, workers=1).path).domain
+    assert upright.capture_rotation == "yaw"
+    assert fit.for_domain(fit.fast_config(), upright).use_rotation
+    legacy = {k: v for k, v in vars(upright).items() if k != "capture_rotation"}
+    assert info_from_dict(legacy).capture_rotation == "none" and info_from_dict(None).capture_rotation == "yaw"
+    cfg = fit.fast_config()
+    assert not fit.for_domain(cfg, info_from_dict(legacy)).use_rotation and cfg.use_rotation  # a copy
+    (src / "domain.yaml").write_text(yaml.safe_dump({"capture_rotation": "roll"}))
+    with pytest.raises(
+        MeshFolderError, match=r"domain.yaml: capture_rotation 'roll': expected one of \['yaw', 'none'\]"
+    ):
+        import_meshes(src, tmp_path / "ds2", small, workers=1)
+    assert not (tmp_path / "ds2").exists()
 
 
 def test_failed_build_leaves_nothing_half_built(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from .. import layout
-from ..domain import DomainInfo
+from ..domain import CAPTURE_ROTATIONS, DomainInfo
 from .dataset import ImportConfig, write_dataset
 
 
@@ -77,11 +77,18 @@ class MeshFolderSource:
         if not d.is_dir():
             raise MeshFolderError(f"{d}: mesh folder not found")
         self.notes: list[str] = []
-        dom = _yaml(layout.mesh_folder_domain_path(d), "name, units, up") or {}
-        unknown = sorted(set(dom) - {"name", "units", "up"})
+        keys = ("name", "units", "up", "capture_rotation")
+        dom = _yaml(layout.mesh_folder_domain_path(d), ", ".join(keys)) or {}
+        unknown = sorted(set(dom) - set(keys))
         if unknown:
             raise MeshFolderError(
-                f"{layout.mesh_folder_domain_path(d)}: unknown key(s) {unknown}; expected name, units, up"
+                f"{layout.mesh_folder_domain_path(d)}: unknown key(s) {unknown}; expected {', '.join(keys)}"
+            )
+        turns = str(dom.get("capture_rotation", "none"))
+        if turns not in CAPTURE_ROTATIONS:
+            raise MeshFolderError(
+                f"{layout.mesh_folder_domain_path(d)}: capture_rotation {dom['capture_rotation']!r}: "
+                f"expected one of {list(CAPTURE_ROTATIONS)}"
             )
         units, up = dom.get("units", 1.0), str(dom.get("up", "+y"))
         up = up if up[0] in "+-" else "+" + up
@@ -148,6 +155,7 @@ class MeshFolderSource:
             metres_per_unit=float(units),
             rotation=_UP[up].tolist(),
             attributes=names,
+            capture_rotation=turns,
         )
         # the bounding box of every mesh, posed ones too, so no pose leaves the model cube
         lo = np.min([v.min(0) for v in verts.values()], 0) * units @ _UP[up].T

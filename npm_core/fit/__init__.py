@@ -14,7 +14,7 @@ refinement). Modules, one job each:
 Model units throughout; depth files and output meshes are in metres (space.py).
 """
 
-from .config import FitConfig, FitError, fast_config, paper_config
+from .config import FitConfig, FitError, fast_config, for_domain, paper_config
 from .problem import PartialSDF, Problem, reconstruction_loss
 from .results import LoadedFit, frame_log, read_result, write_result
 from .run import FitResult, fit
@@ -34,6 +34,7 @@ __all__ = [
     "Schedule",
     "fast_config",
     "fit",
+    "for_domain",
     "frame_log",
     "paper_config",
     "read_result",

@@ -26,7 +26,8 @@ class FitConfig:
     use_icp: bool = True
     use_translation: bool = True
     # rigid motion of the whole body per frame: posed = R_t (x + f_p(s, p_t, x)) + tau_t
-    use_rotation: bool = True  # R_t = yaw about the vertical (any angle) times a tilt of at most max_tilt_deg
+    use_rotation: bool = True  # R_t = yaw about the vertical (any angle) times a tilt of at most max_tilt_deg;
+    # for_domain() turns it off for domains that declare no upright axis
     max_tilt_deg: float = 30.0
     yaw_candidates: int = 12  # the first frame's starting yaw: the best of this many round the circle
     yaw_step_deg: float = 20.0  # tracking also tries the previous frame's yaw +- this
@@ -56,7 +57,8 @@ class FitConfig:
     lr_shape: float = 5e-4
     lr_pose: float = 1e-3
     lr_translation: float = 1e-3
-    init_candidates: int = 32
+    init_candidates: int = 32  # random training pose codes ranked on the first frame
+    init_shape_candidates: int = 1024  # training shape codes ranked there (every one when fewer)
     # paper schedule
     iterations: int = 500
     batch_pairs: int = 3
@@ -108,7 +110,7 @@ def fast_config(**kw) -> FitConfig:
     - track_bank: a frame may start from any earlier frame's code, so a limb caught in a wrong
       basin recovers when the pose comes round again.
     - the first frame decides the shape every later frame is tracked with, so it gets 4x the
-      initial candidates (128) and twice the iterations (300); the refinement uses 800 points.
+      initial pose candidates (128) and twice the iterations (300); the refinement uses 800 points.
     The measured effect of each choice is in benchmarks/ (bench_fit.py and its results)."""
     return FitConfig(
         **{
@@ -126,3 +128,13 @@ def fast_config(**kw) -> FitConfig:
             **kw,
         }
     )
+
+
+def for_domain(cfg: FitConfig, domain) -> FitConfig:
+    """cfg for a checkpoint's domain (domain.DomainInfo): the yaw search assumes a subject that
+    stands upright along +y, so domains whose captures keep the canonical orientation
+    (capture_rotation "none", the default for imported mesh folders) are fitted with the
+    translation only. Returns a copy; cfg is not changed."""
+    from dataclasses import replace
+
+    return replace(cfg, use_rotation=cfg.use_rotation and domain.capture_rotation == "yaw")

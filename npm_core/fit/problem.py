@@ -328,6 +328,11 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
     """Shape and pose codes (and with rotation, the yaw) that best explain the first observed frame
     among training codes (the pose for `shape` when the shape is known).
 
+    Shapes: the mean and every training code (cfg.init_shape_candidates at most), ranked in
+    batches at the mean pose and again at the chosen pose. The fit's canonical samples lie near
+    the starting surface, so a start that is too short or thin is barely corrected later: bodies
+    at the edges of the population need their nearest training code, not the best of a few.
+    Poses: the mean and cfg.init_candidates random training codes.
     Yaw: cfg.yaw_candidates yaws round the circle are ranked with the mean codes, the codes are
     chosen at the best one, and the yaws are ranked again with those codes, then finer around
     the best (a quarter and half a step either side).
@@ -342,39 +347,48 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
     r0 = torch.zeros(3, device=prob.dev)
     with torch.no_grad():
 
-        def energy(s, p, r=r0):
+        def energies(s, p, r=r0, batch=32):
+            """L_r of the frame for codes s [K, Ds] and p [K, Dp] (K may be 1 for either)."""
+            K = max(len(s), len(p))
             R = prob.rotations(r[None])
-            q = pose_points(x + prob.displacement(s, p[None], x[None])[0], None if R is None else R[0], tau0)
-            sdf_in, mask, _ = o(q, cfg.clamp)
-            sdf_c = prob.shape_sdf(s, x[None])[0].clamp(-cfg.clamp, cfg.clamp)
-            return reconstruction_loss(sdf_in, sdf_c, mask, delta=o.delta).item()
+            out = []
+            for i in range(0, K, batch):
+                sb, pb = s[i : i + batch] if len(s) > 1 else s, p[i : i + batch] if len(p) > 1 else p
+                k = max(len(sb), len(pb))
+                xb = x.expand(k, -1, -1)
+                q = pose_points(xb + prob.displacement(sb.expand(k, -1), pb.expand(k, -1), xb), R, tau0)
+                sdf_in, mask, _ = o(q.reshape(-1, 3), cfg.clamp)
+                sdf_c = prob.shape_sdf(sb.expand(k, -1), xb).clamp(-cfg.clamp, cfg.clamp)
+                out.append(reconstruction_loss(sdf_in.reshape(k, -1), sdf_c, mask.reshape(k, -1), delta=o.delta))
+            return torch.cat(out)
 
         def best_yaw(s, p, yaws):
             rs = [torch.tensor([float(y), 0.0, 0.0], device=prob.dev) for y in yaws]
-            return min(rs, key=lambda r: energy(s, p, r))
+            return min(rs, key=lambda r: energies(s, p, r).item())
 
         step = 2 * math.pi / cfg.yaw_candidates
         circle = [k * step for k in range(cfg.yaw_candidates)]
 
-        shape_c = torch.cat(
-            [
-                m.shape_codes.mean(0, keepdim=True),
-                m.shape_codes[torch.randperm(len(m.shape_codes), generator=gen)[: cfg.init_candidates]],
-            ]
-        )
+        codes = m.shape_codes
+        if len(codes) > cfg.init_shape_candidates:
+            codes = codes[torch.randperm(len(codes), generator=gen)[: cfg.init_shape_candidates]]
+        shape_c = torch.cat([m.shape_codes.mean(0, keepdim=True), codes])
         pose_c = torch.cat(
             [
                 m.pose_codes.mean(0, keepdim=True),
                 m.pose_codes[torch.randperm(len(m.pose_codes), generator=gen)[: cfg.init_candidates]],
             ]
         )
-        p_mean = pose_c[0]
+        p_mean = pose_c[:1]
         turn = cfg.use_rotation and cfg.yaw_candidates > 1
         if turn:
-            r0 = best_yaw(shape_c[0][None] if shape is None else shape[None], p_mean, circle)
-        s_best = shape if shape is not None else min(shape_c, key=lambda s: energy(s[None], p_mean, r0))
-        p_best = min(pose_c, key=lambda p: energy(s_best[None], p, r0))
+            r0 = best_yaw(shape_c[:1] if shape is None else shape[None], p_mean, circle)
+        s_best = shape[None] if shape is not None else shape_c[[int(energies(shape_c, p_mean, r0).argmin())]]
+        p_best = pose_c[[int(energies(s_best, pose_c, r0).argmin())]]
+        if shape is None:
+            s_best = shape_c[[int(energies(shape_c, p_best, r0).argmin())]]
         if turn:  # the circle again with the chosen codes, then a quarter and half of a step either side
-            r0 = best_yaw(s_best[None], p_best, circle)
-            r0 = best_yaw(s_best[None], p_best, [float(r0[0]) + f * step for f in (-0.5, -0.25, 0.0, 0.25, 0.5)])
+            r0 = best_yaw(s_best, p_best, circle)
+            r0 = best_yaw(s_best, p_best, [float(r0[0]) + f * step for f in (-0.5, -0.25, 0.0, 0.25, 0.5)])
+        s_best, p_best = s_best[0], p_best[0]
     return s_best.clone(), p_best.clone(), tau0, r0.clone()
