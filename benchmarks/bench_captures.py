@@ -12,6 +12,7 @@ listed apart.
     python benchmarks/bench_captures.py                                           # body-v2, all kinds, hours on 2 cores
     python benchmarks/bench_captures.py --noise-study                             # the noise-handling comparison
     python benchmarks/bench_captures.py --overhead 8                              # cost of the rotation per iteration
+    python benchmarks/bench_captures.py --table-from run1.log run2.log                  # one table from split runs
     python benchmarks/bench_captures.py --smoke --frames 4 --resolution 64 --sequences s0-00031:kick --reported-only --out /tmp/c.md
 """
 
@@ -185,7 +186,24 @@ def run_captures(args, model, ids):
                 r = fit_and_score(model, seq, cfg, args.iou_points, offset, args.mesh_resolution)
                 r.update(identity=ident, motion=motion, kind=kind, reported_only=reported_only)
                 rows.append(r)
-                print(json.dumps({k2: v for k2, v in r.items() if k2 not in ("yaw_deg",)}), flush=True)
+                print(json.dumps(r), flush=True)  # one line per capture: --table-from reads these back
+    return rows
+
+
+def read_rows(paths, reported_only) -> list[dict]:
+    """Capture rows from files of this script's output (its printed JSON lines, or a results
+    .json), so runs split over processes or sessions make one table; reported_only: the
+    IDENTITY:MOTION pairs to list apart."""
+    apart = set(parse_pairs(reported_only))
+    rows = []
+    for path in paths:
+        text = Path(path).read_text()
+        found = json.loads(text) if text.lstrip().startswith("[") else []
+        if not found:
+            found = [json.loads(line) for line in text.splitlines() if line.startswith('{"frames"')]
+        rows += found
+    for r in rows:
+        r["reported_only"] = (r["identity"], r["motion"]) in apart
     return rows
 
 
@@ -216,7 +234,7 @@ def capture_table(args, rows) -> list[str]:
             got = [r for r in sub if r["kind"] == kind]
             ok = [r for r in got if "refused" not in r]
             if not ok:
-                lines.append(f"| {kind} | refused: {got[0]['refused'] if got else '-'} | | | | | | |")
+                lines.append(f"| {kind} | {'refused: ' + got[0]['refused'] if got else 'not run'} | | | | | | |")
                 continue
             ref_kind = "noisy" if kind == "scene" else "frontal"
             ref = [
@@ -246,9 +264,10 @@ def capture_table(args, rows) -> list[str]:
             if "refused" in r:
                 lines.append(f"| {r['identity']} {r['motion']} | {r['kind']} | refused: {r['refused']} | | | |")
             else:
+                yaw = f"{r['yaw_deg'][0]:.0f} / {r['yaw_deg'][-1]:.0f}" if "yaw_deg" in r else "-"
                 lines.append(
                     f"| {r['identity']} {r['motion']} | {r['kind']} | {r['iou']:.4f} | {r['epe_cm']:.2f} | {r['fit_s']:.0f} | "
-                    f"{r['yaw_deg'][0]:.0f} / {r['yaw_deg'][-1]:.0f} |"
+                    f"{yaw} |"
                 )
         lines.append("")
     return lines
@@ -443,6 +462,12 @@ def main():
         action="store_true",
         help="a few fitting steps per capture, to check the script runs (its figures mean nothing; needs --out)",
     )
+    ap.add_argument(
+        "--table-from",
+        nargs="+",
+        metavar="FILE",
+        help="make the table from earlier runs' output (printed JSON lines or results .json) instead of fitting",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--out",
@@ -466,7 +491,7 @@ def main():
         rows, lines = run_overhead(args, model, ids)
         out = args.out or "benchmarks/results/captures_overhead_cpu.md"
     else:
-        rows = run_captures(args, model, ids)
+        rows = read_rows(args.table_from, args.reported_only) if args.table_from else run_captures(args, model, ids)
         lines = capture_table(args, rows)
         out = args.out or "benchmarks/results/captures_cpu.md"
     text = "\n".join(lines)

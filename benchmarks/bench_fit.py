@@ -8,7 +8,7 @@ reference schedule (500 iterations over all frame pairs, 20k points per frame); 
 cores it is far too slow for whole sequences, so it runs on the first --paper-frames frames
 with --paper-iterations iterations, and the table says so.
 
-    python benchmarks/bench_fit.py --checkpoint checkpoints/body-v1 --sequences SEQ_DIR [SEQ_DIR ...] [--identities ID ...]
+    python benchmarks/bench_fit.py --checkpoint checkpoints/body-v2 --sequences SEQ_DIR [SEQ_DIR ...] [--identities ID ...]
 """
 
 import argparse
@@ -118,7 +118,7 @@ def summary(variant, per):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="checkpoints/body-v1")
+    ap.add_argument("--checkpoint", default="checkpoints/body-v2")
     ap.add_argument("--sequences", nargs="+", required=True)
     ap.add_argument(
         "--identities",

@@ -12,7 +12,7 @@ frames' own codes. Each map kind side by side: ridge-linear and MLP fitted to th
 codes here, and the checkpoint's semantics.npz as `npms semantics` wrote it (MLPs refined
 through the frozen decoders on fresh Anny bodies, whose seeds differ from these requests).
 
-    python benchmarks/bench_semantics.py --checkpoint checkpoints/body-v1
+    python benchmarks/bench_semantics.py --checkpoint checkpoints/body-v2
 """
 
 import argparse
@@ -62,7 +62,7 @@ def pose_error_cm(m, codes, angles, shape_rows):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="checkpoints/body-v1")
+    ap.add_argument("--checkpoint", default="checkpoints/body-v2")
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--out", default="benchmarks/results/semantics_cpu.md")

@@ -123,7 +123,7 @@ def app_section(checkpoint: str, runs: int) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "body-v1"))
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "body-v2"))
     p.add_argument("--shape", type=int, default=0, help="shape code index")
     p.add_argument("--resolution", type=int, nargs="+", default=[128, 256])
     p.add_argument("--lipschitz", type=float, default=1.0, help="narrow band L (the viewer's meshes use 1.0)")

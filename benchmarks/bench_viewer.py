@@ -7,7 +7,7 @@ Measures, through the real MeshWorker process (spawned, cores - 1 torch threads)
   replay fps                     Sequence panel stepping frames of a 30-frame fit (app work per
                                  frame, and with Polyscope rendering through EGL = Mesa software GL)
   UI frame time                  App.tick() while the worker extracts full-resolution meshes
-Checkpoint: --checkpoint (default checkpoints/body-v1 when it is there), else a random one of the
+Checkpoint: --checkpoint (default checkpoints/body-v2 when it is there), else a random one of the
 `fast` preset sizes; a missing pose stage is replaced by a random pose decoder of the checkpoint's
 config (same cost). The output says which.
 
@@ -39,7 +39,7 @@ def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
     from npm_core.models import checkpoint as ckpt
     from npm_core.models.decoders import PoseDecoder, ShapeDecoder, model_preset
 
-    src = Path(arg) if arg else ROOT / "checkpoints" / "body-v1"
+    src = Path(arg) if arg else ROOT / "checkpoints" / "body-v2"
     out = tmp / "ckpt"
     torch.manual_seed(0)
     if layout.is_checkpoint(src):
@@ -68,7 +68,7 @@ def prepare_checkpoint(arg: str | None, tmp: Path) -> tuple[Path, str]:
     ckpt.save_stage(
         out, "pose", PoseDecoder(cfg.pose, cfg.shape.code_dim), torch.randn(40, cfg.pose.code_dim) * 0.01, cfg
     )
-    return out, "random checkpoint, `fast` preset sizes (no checkpoints/body-v1)"
+    return out, "random checkpoint, `fast` preset sizes (no checkpoints/body-v2)"
 
 
 def make_replay(ckpt: Path, fit_dir: Path, seq_dir: Path, frames: int, resolution: int) -> None:

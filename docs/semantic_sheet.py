@@ -3,7 +3,7 @@ training identity with that phenotype swept over its training range, decoded thr
 phenotype -> shape-code map), then rows along the first pose PCA directions (-2 to +2 standard
 deviations) on the mean shape. Writes docs/semantics.png.
 
-    python docs/semantic_sheet.py --checkpoint checkpoints/body-v1 [--out docs/semantics.png]
+    python docs/semantic_sheet.py --checkpoint checkpoints/body-v2 [--out docs/semantics.png]
 """
 
 import argparse
@@ -21,7 +21,7 @@ COLS = 5
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="checkpoints/body-v1")
+    ap.add_argument("--checkpoint", default="checkpoints/body-v2")
     ap.add_argument("--out", default="docs/semantics.png")
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--pose-rows", type=int, default=3)

@@ -898,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         dir_out("checkpoint", _is_checkpoint_in_progress),
         required=True,
-        help="checkpoint directory, e.g. checkpoints/body-v1 (new, empty, or a checkpoint to resume)" + made,
+        help="checkpoint directory, e.g. checkpoints/my-model (new, empty, or a checkpoint to resume)" + made,
     )
     _path_arg(
         t, "--config", existing_file, help="YAML with sections preset/data/shape/pose (e.g. configs/train_fast.yaml)"

@@ -44,7 +44,7 @@ PANEL_MODULES = {
     "train": train,
     "export": export,
 }
-DEFAULT_CHECKPOINT = "checkpoints/body-v1"
+DEFAULT_CHECKPOINT = "checkpoints/body-v2"
 DEFAULT_FIT = "assets/example_fit"
 REPO_ROOT = Path(__file__).resolve().parents[1]  # where the shipped checkpoint and example live
 PANEL_WIDTH = 470  # at most; a narrow window gets a narrower panel, and the user may resize it

@@ -80,7 +80,7 @@ def draw(viewer) -> None:
     st, m = viewer.state, viewer.model
     if m is None:
         psim.TextWrapped(
-            "No checkpoint open. Type a checkpoint directory above (e.g. checkpoints/body-v1) "
+            "No checkpoint open. Type a checkpoint directory above (e.g. checkpoints/body-v2) "
             "and press Open, or drop its folder on the window."
         )
         return

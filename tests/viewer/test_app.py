@@ -377,7 +377,7 @@ def test_defaults_find_the_shipped_checkpoint_from_any_directory(tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     args = A.parse_args([])
-    assert Path(args.checkpoint) == A.REPO_ROOT / "checkpoints" / "body-v1"
+    assert Path(args.checkpoint) == A.REPO_ROOT / "checkpoints" / "body-v2"
     assert layout.is_checkpoint(args.checkpoint) and layout.is_fit(args.fit)
 
 
