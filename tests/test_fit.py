@@ -65,6 +65,20 @@ def _problem(tiny_model, seq):
     return m, cfg, prob, s0, p0, tau0
 
 
+def test_first_frame_ranks_every_training_shape(tiny_model, sequence):
+    """The first frame's shape is, of the mean and every training code, the one with the lowest
+    L_r at the chosen pose (on the ranking's points), computed in batches."""
+    m = checkpoint.load_model(tiny_model[0])
+
+    cfg = _small(fit.fast_config(use_rotation=False))
+    prob = fit.Problem(m, sequence, cfg)
+    s0, p0, tau0, _ = problem.initial_codes(prob)
+    x = problem.ranking_points(torch.Generator().manual_seed(cfg.seed))
+    codes = torch.cat([m.shape_codes.mean(0, keepdim=True), m.shape_codes])
+    each = [prob.frame_terms(c[None], p0[None], tau0[None], [0], x, False)[0].item() for c in codes]
+    assert len(codes) > 5 and torch.equal(s0, codes[int(np.argmin(each))])
+
+
 def test_fit_writes_complete_result_and_improves_energy(tiny_model, sequence, tmp_path):
     m, cfg, prob, s0, p0, tau0 = _problem(tiny_model, sequence)
     cfg.refine_steps = 0  # tracking lowers the reference L_r; the refinement minimises its own energy (next test)

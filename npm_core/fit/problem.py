@@ -324,6 +324,11 @@ class Problem:
         return {k: np.asarray(v) for k, v in out.items()}
 
 
+def ranking_points(gen: torch.Generator) -> torch.Tensor:
+    """The 1,500 coarse canonical points, uniform in the cube, on which initial_codes ranks codes."""
+    return torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen)
+
+
 def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
     """Shape and pose codes (and with rotation, the yaw) that best explain the first observed frame
     among training codes (the pose for `shape` when the shape is known).
@@ -343,7 +348,7 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
     forward = torch.as_tensor(o.cam.pose[:3, 2], dtype=torch.float32)  # the camera's optical axis (world)
     tau0 = (o.points.mean(0) + 0.04 * forward).to(prob.dev)  # the visible front is ~4 cm (model) before the pelvis
     gen = torch.Generator().manual_seed(cfg.seed)
-    x = torch.empty(1500, 3).uniform_(-0.45, 0.45, generator=gen).to(prob.dev)  # coarse points in the cube
+    x = ranking_points(gen).to(prob.dev)
     r0 = torch.zeros(3, device=prob.dev)
     with torch.no_grad():
 
