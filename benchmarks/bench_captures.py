@@ -198,10 +198,10 @@ def read_rows(paths, reported_only) -> list[dict]:
     rows = []
     for path in paths:
         text = Path(path).read_text()
-        found = json.loads(text) if text.lstrip().startswith("[") else []
-        if not found:
-            found = [json.loads(line) for line in text.splitlines() if line.startswith('{"frames"')]
-        rows += found
+        if text.lstrip().startswith("["):
+            rows += json.loads(text)
+        else:
+            rows += [json.loads(line) for line in text.splitlines() if line.startswith('{"frames"')]
     for r in rows:
         r["reported_only"] = (r["identity"], r["motion"]) in apart
     return rows

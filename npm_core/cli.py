@@ -698,9 +698,10 @@ def cmd_fit(args) -> None:
     if args.iterations:
         cfg.iterations = args.iterations
     cfg.device = args.device
-    if cfg.use_rotation and m.domain.capture_rotation != "yaw":
+    domain_cfg = fit.for_domain(cfg, m.domain)
+    if cfg.use_rotation and not domain_cfg.use_rotation:
         print(f"{args.checkpoint}: domain '{m.domain.name}' declares no upright axis: fitting the translation only")
-    cfg = fit.for_domain(cfg, m.domain)
+    cfg = domain_cfg
     bar = {}
 
     def progress(e):
@@ -993,7 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rotation",
         action="store_true",
         help="no per-frame body rotation (translation only, as the reference; the default for domains "
-        "whose domain.yaml declares no capture_rotation)",
+        "whose capture_rotation is none, as imported mesh folders unless their domain.yaml says yaw)",
     )
     f.add_argument(
         "--no-segmentation",

@@ -355,16 +355,17 @@ def initial_codes(prob: Problem, shape: torch.Tensor | None = None):
         def energies(s, p, r=r0, batch=32):
             """L_r of the frame for codes s [K, Ds] and p [K, Dp] (K may be 1 for either)."""
             K = max(len(s), len(p))
-            R = prob.rotations(r[None])
+            s, p, R = s.expand(K, -1), p.expand(K, -1), prob.rotations(r[None])
             out = []
             for i in range(0, K, batch):
-                sb, pb = s[i : i + batch] if len(s) > 1 else s, p[i : i + batch] if len(p) > 1 else p
-                k = max(len(sb), len(pb))
-                xb = x.expand(k, -1, -1)
-                q = pose_points(xb + prob.displacement(sb.expand(k, -1), pb.expand(k, -1), xb), R, tau0)
+                sb, pb = s[i : i + batch], p[i : i + batch]
+                xb = x.expand(len(sb), -1, -1)
+                q = pose_points(xb + prob.displacement(sb, pb, xb), R, tau0)
                 sdf_in, mask, _ = o(q.reshape(-1, 3), cfg.clamp)
-                sdf_c = prob.shape_sdf(sb.expand(k, -1), xb).clamp(-cfg.clamp, cfg.clamp)
-                out.append(reconstruction_loss(sdf_in.reshape(k, -1), sdf_c, mask.reshape(k, -1), delta=o.delta))
+                sdf_c = prob.shape_sdf(sb, xb).clamp(-cfg.clamp, cfg.clamp)
+                out.append(
+                    reconstruction_loss(sdf_in.reshape(len(sb), -1), sdf_c, mask.reshape(len(sb), -1), delta=o.delta)
+                )
             return torch.cat(out)
 
         def best_yaw(s, p, yaws):
