@@ -192,7 +192,7 @@ def run_captures(args, model, ids):
 
 def read_rows(paths, reported_only) -> list[dict]:
     """Capture rows from files of this script's output (its printed JSON lines, or a results
-    .json), so runs split over processes or sessions make one table; reported_only: the
+    .json), so runs split over processes or machines make one table; reported_only: the
     IDENTITY:MOTION pairs to list apart."""
     apart = set(parse_pairs(reported_only))
     rows = []
