@@ -94,6 +94,31 @@ def test_clean_frames_are_left_whole(frontal):
     assert s.mask.sum() == subj.sum() and s.floor == s.background == s.blobs == 0 and s.floor_normal is None
 
 
+def test_limbs_cut_off_by_depth_steps_are_kept_whole():
+    """A torso with a near leg beside it (a 12 cm step), a far leg that disappears behind both (a
+    38 cm step: the far leg seen past the near one from the side), a box 1.2 m behind and an
+    object 30 cm in front, all touching the torso in the image: the legs are the subject's, whole,
+    the box and the object are not."""
+    cam = depth.Camera.looking_at_subject(320, 240)
+    d = np.zeros((240, 320), np.float32)
+    parts = {
+        "torso": ((30, 150, 140, 180), 2.6),
+        "near leg": ((100, 236, 126, 140), 2.72),  # reaches 0.77 m below the torso
+        "far leg": ((150, 236, 140, 152), 2.98),
+        "box behind": ((30, 80, 180, 215), 3.8),
+        "object in front": ((60, 80, 110, 126), 2.3),
+    }
+    pixels = {}
+    for name, ((r0, r1, c0, c1), z) in parts.items():
+        pixels[name] = np.zeros_like(d, bool)
+        pixels[name][r0:r1, c0:c1] = d[r0:r1, c0:c1] == 0
+        d[pixels[name]] = z
+    s = capture.segment_frame(d, cam)
+    subject = pixels["torso"] | pixels["near leg"] | pixels["far leg"]
+    assert (s.mask == subject).all()
+    assert s.blobs == pixels["box behind"].sum() + pixels["object in front"].sum()
+
+
 def test_a_box_picks_the_subject(frontal):
     cam, d, subj, ball = frontal
     v, u = np.nonzero(ball)

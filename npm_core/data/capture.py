@@ -3,7 +3,8 @@
 For: real or unsegmented captures (floor, walls, other objects, a subject away from the world
 origin). One frame: remove the floor (RANSAC plane near the up direction), far background (beyond
 `max_depth_m`, or a plane wider than any body) and everything but the subject's connected
-component. A sequence: user masks (`masks/NNNNNN.png`, nonzero = subject) take precedence; a
+component and the parts that belong to it (a limb cut off by a depth step, or hidden in part behind
+the subject: the far leg seen from the side). A sequence: user masks (`masks/NNNNNN.png`, nonzero = subject) take precedence; a
 pixel box in `capture.json` ({"box": [x0, y0, x1, y1]}) picks the subject; the kept mask of each
 frame is saved as `segmentation/NNNNNN.png` (255 = kept) with `segmentation/frames.json`.
 Must not: change the depth values it keeps, fit bodies, or import torch.
@@ -39,6 +40,7 @@ class SegmentConfig:
     centre_radius_m: float = 1.5  # subject's median point at most this far from the optical axis
     # components touching 3 image borders, or both the left and the right one, are background
     attach_m: float = 0.15  # other components this close (3D) to the subject are kept with it
+    occluded_m: float = 0.5  # ... and those this close that touch it in the image from behind (a limb it hides)
     min_size_m: float = 0.5  # plausible subject extent (larger of its spans), metres
     max_size_m: float = 3.0
     ransac_iters: int = 200
@@ -54,6 +56,7 @@ class SegmentConfig:
         "edge_m",
         "centre_radius_m",
         "attach_m",
+        "occluded_m",
         "min_size_m",
         "max_size_m",
         "behind_m",
@@ -338,7 +341,7 @@ def _choose(depth, pix, p, keep, cfg, box, frame, n_floor, n_bg) -> np.ndarray:
             spanning += 1
             continue
         if cfg.min_size_m <= size <= cfg.max_size_m:
-            return _attach(lab, c, p, keep, cfg)
+            return _attach(labels, depth, pix, c, p, keep, cfg)
         seen.append((int(sizes[c]), med[2], size))
     if seen:  # candidates were there, but none of the subject's size
         n, dist, size = seen[0]
@@ -365,25 +368,46 @@ def _choose(depth, pix, p, keep, cfg, box, frame, n_floor, n_bg) -> np.ndarray:
     raise SegmentationError(_seen(frame, text, p[:, 2], n_floor, n_bg))
 
 
-def _attach(lab, subject: int, p, keep, cfg, rounds: int = 4) -> np.ndarray:
-    """The subject's component plus, transitively, components within attach_m of it (a limb cut off
-    by an occluder or by steep depth steps): bool [N] over the valid points p [N,3] with labels lab [N]."""
+def _behind(labels: np.ndarray, depth: np.ndarray, mask_img: np.ndarray) -> np.ndarray:
+    """Labels of the components that touch mask_img [H,W] in the image (4-neighbours) and are
+    farther from the camera than it where they touch: the parts it hides."""
+    found = []
+    for a, b, da, db, ma, mb in [
+        (labels[:, :-1], labels[:, 1:], depth[:, :-1], depth[:, 1:], mask_img[:, :-1], mask_img[:, 1:]),
+        (labels[:-1], labels[1:], depth[:-1], depth[1:], mask_img[:-1], mask_img[1:]),
+    ]:
+        found += [b[ma & ~mb & (b >= 0) & (db > da)], a[mb & ~ma & (a >= 0) & (da > db)]]
+    return np.unique(np.concatenate(found))
+
+
+def _attach(labels, depth, pix, subject: int, p, keep, cfg, rounds: int = 4) -> np.ndarray:
+    """The subject's component plus, transitively, the components that belong to it: those within
+    attach_m (3D) of it (a limb cut off by steep depth steps), and those within occluded_m that
+    touch it in the image from behind (a limb that disappears behind the subject, such as the far
+    leg seen past the near one from the side or from above). Returns bool [N] over the valid
+    points p [N,3], whose pixels (flat indices) are pix and labels labels [H,W]."""
     from scipy.spatial import cKDTree
 
+    lab = labels.ravel()[pix]
     mask = lab == subject
-    lo, hi = p[mask].min(0) - 2 * cfg.attach_m, p[mask].max(0) + 2 * cfg.attach_m
-    cand = keep & ~mask
-    cand[cand] = ((p[cand] >= lo) & (p[cand] <= hi)).all(-1)
-    new = mask
+    reach = max(cfg.attach_m, cfg.occluded_m)
+    others = keep & ~mask
     for _ in range(rounds):
+        lo, hi = p[mask].min(0) - reach, p[mask].max(0) + reach
+        cand = others & (p >= lo).all(-1) & (p <= hi).all(-1)  # points that may be in reach
         if not cand.any():
             break
-        d, _ = cKDTree(p[new]).query(p[cand], distance_upper_bound=cfg.attach_m)
-        new = np.isin(lab, np.unique(lab[cand][d <= cfg.attach_m])) & cand
+        mask_img = np.zeros(labels.size, bool)
+        mask_img[pix[mask]] = True
+        hidden = np.isin(lab, _behind(labels, depth, mask_img.reshape(labels.shape)))
+        d, _ = cKDTree(p[mask]).query(p[cand], distance_upper_bound=reach)
+        near = np.zeros_like(cand)
+        near[cand] = (d <= cfg.attach_m) | (hidden[cand] & (d <= cfg.occluded_m))
+        new = np.isin(lab, np.unique(lab[near])) & others  # whole components
         if not new.any():
             break
         mask |= new
-        cand &= ~new
+        others &= ~new
     return mask
 
 
