@@ -710,20 +710,21 @@ def cmd_fit(args) -> None:
         bar["b"].n = e.get("step", e.get("iteration"))
         bar["b"].set_postfix(stage=e["stage"], energy=f"{e['energy']:.4g}", refresh=True)
 
-    res = fit.fit(m, seq, cfg, progress, on_frame=fit.frame_log(args.out))
-    if "b" in bar:
-        bar["b"].close()
-    fit.write_result(
-        args.out,
-        res,
-        m,
-        cfg,
-        Path(args.checkpoint).name,
-        args.sequence,
-        args.resolution,
-        _progress_bar("posed meshes"),
-        compact=args.compact,
-    )
+    with fit.earlier_log_kept(args.out):  # a failed run leaves an earlier result with its own log
+        res = fit.fit(m, seq, cfg, progress, on_frame=fit.frame_log(args.out))
+        if "b" in bar:
+            bar["b"].close()
+        fit.write_result(
+            args.out,
+            res,
+            m,
+            cfg,
+            Path(args.checkpoint).name,
+            args.sequence,
+            args.resolution,
+            _progress_bar("posed meshes"),
+            compact=args.compact,
+        )
     print(
         f"fitted {len(seq)} frames in {res.timings['init_s'] + res.timings['optimise_s']:.1f} s"
         f"{' (interrupted: kept the last completed result)' if res.interrupted else ''} -> {args.out}"

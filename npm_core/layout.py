@@ -22,7 +22,8 @@ Fit result <fit>/
     meshes/              posed meshes (metres, shared faces): 000000.ply ... or meshes.npz (compact)
     metrics.json         optional: `npms eval --json <fit>/metrics.json`
     progress.jsonl       one JSON line per frame as `npms fit` tracks it (FIT_PROGRESS_FIELDS), appended
-                         and flushed; started afresh by each run and kept in the result
+                         and flushed; started afresh by each run and kept in the result (the earlier
+                         result's log waits in .<fit>.progress.kept beside it until the run completes)
 Depth sequence <seq>/
     camera.json          {fx, fy, cx, cy, width, height, depth_scale, fps, world_from_camera (4x4, optional)}
     depth/000000.png     uint16, metres = value / depth_scale, 0 = no measurement (or .npy float32 metres)
@@ -309,6 +310,12 @@ def fit_metrics_path(d) -> Path:
 
 def fit_progress_path(d) -> Path:
     return Path(d) / "progress.jsonl"
+
+
+def fit_kept_progress_path(d) -> Path:
+    """Where an earlier result's progress log waits while a new fit runs into the same folder."""
+    d = Path(d)
+    return d.with_name(f".{d.name}.progress.kept")
 
 
 FIT_FILES = ("fit.yaml", "fit.npz", "canonical.ply")  # what makes a directory a fit result

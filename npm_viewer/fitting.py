@@ -63,12 +63,6 @@ def ui_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def kept_log_path(out) -> Path:
-    """Where an earlier result's progress log waits while a new fit runs into the same folder."""
-    out = Path(out)
-    return out.with_name(f".{out.name}.progress.kept")
-
-
 class FitRun:
     """One `npms fit` subprocess (default `python -m npm_core.cli`; `prefix` replaces that, e.g. in
     tests) and its progress: tracked frames (events, newest per frame) and the energy curve."""
@@ -91,7 +85,7 @@ class FitRun:
 
     # ------------------------------------------------------------------ process
     def start(self) -> None:
-        kept = kept_log_path(self.out)
+        kept = layout.fit_kept_progress_path(self.out)
         if layout.is_fit(self.out) and layout.fit_progress_path(self.out).is_file():
             os.replace(layout.fit_progress_path(self.out), kept)  # the earlier result's log, until this run completes
         fd, log = tempfile.mkstemp(prefix="npm-fit-", suffix=".log")
@@ -120,7 +114,7 @@ class FitRun:
         return self.returncode == 0 and layout.is_fit(self.out)
 
     def _put_back_log(self) -> None:
-        kept = kept_log_path(self.out)
+        kept = layout.fit_kept_progress_path(self.out)
         if kept.is_file():
             os.replace(kept, layout.fit_progress_path(self.out))
 
@@ -128,7 +122,7 @@ class FitRun:
         """Once the process has exited: a completed run's log is the result's; else the earlier one returns."""
         self.ended = True
         if self.finished:
-            kept_log_path(self.out).unlink(missing_ok=True)
+            layout.fit_kept_progress_path(self.out).unlink(missing_ok=True)
         else:
             self._put_back_log()
 

@@ -172,6 +172,19 @@ def test_cli_fit_and_eval(tiny_model, sequence, tmp_path, monkeypatch, capsys):
     assert cli.main(["eval", "--fit", str(tmp_path / "f2"), *eval_args]) == 0
     assert "the fit has 2 frames: scored against the first 2 of 3" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "m2.json").read_text())["iou"]) == 2
+    # a run into an existing result that fails keeps that result's log; one that completes replaces it
+    earlier = layout.fit_progress_path(tmp_path / "f2").read_text()
+    monkeypatch.setattr(fit, "write_result", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    assert cli.main(["fit", *args, "--frames", "1", "--threads", "1"]) == 2
+    assert layout.fit_progress_path(tmp_path / "f2").read_text() == earlier  # not the failed run's frame 0
+    assert not layout.fit_kept_progress_path(tmp_path / "f2").exists()
+    monkeypatch.undo()
+    monkeypatch.setitem(
+        fit.SCHEDULES, "fast", fit.Schedule(lambda **kw: _small(fit.FitConfig(**kw)), fit.SCHEDULES["fast"].run)
+    )
+    assert cli.main(["fit", *args, "--frames", "1", "--threads", "1"]) == 0
+    assert [e["frame"] for e in layout.read_fit_progress(tmp_path / "f2")[0]] == [0]
+    assert not layout.fit_kept_progress_path(tmp_path / "f2").exists()
 
 
 def test_each_tracked_frame_is_reported_and_logged(tiny_model, sequence, tmp_path):

@@ -16,7 +16,7 @@ Model units throughout; depth files and output meshes are in metres (space.py).
 
 from .config import FitConfig, FitError, fast_config, for_domain, paper_config
 from .problem import PartialSDF, Problem, reconstruction_loss
-from .results import LoadedFit, frame_log, read_result, write_result
+from .results import LoadedFit, earlier_log_kept, frame_log, read_result, write_result
 from .run import FitResult, fit
 from .schedules import SCHEDULES, Codes, FrameUpdate, Reporter, Schedule
 
@@ -32,6 +32,7 @@ __all__ = [
     "Problem",
     "Reporter",
     "Schedule",
+    "earlier_log_kept",
     "fast_config",
     "fit",
     "for_domain",

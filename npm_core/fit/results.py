@@ -6,8 +6,10 @@ Must not: name files (layout.py does) or fit.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from .run import FitResult
 from .schedules import FrameUpdate
 
 read_result = read_fit  # a fit-result directory -> LoadedFit
-__all__ = ["LoadedFit", "frame_log", "read_result", "rigid", "write_result"]
+__all__ = ["LoadedFit", "earlier_log_kept", "frame_log", "read_result", "rigid", "write_result"]
 
 
 def rigid(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
@@ -100,6 +102,24 @@ def write_result(
         posed_vertices=np.stack(posed_all),
         compact=compact,
     )
+
+
+@contextmanager
+def earlier_log_kept(out_dir) -> Iterator[None]:
+    """While a new fit runs into out_dir, an earlier result's progress log waits aside
+    (layout.fit_kept_progress_path): the run's frames start a log of their own, and when the run
+    fails the earlier log comes back beside the earlier result, which is still in place. Once the
+    body completes, the new log is the result's and the earlier one is dropped."""
+    log, kept = layout.fit_progress_path(out_dir), layout.fit_kept_progress_path(out_dir)
+    if layout.is_fit(out_dir) and log.is_file():
+        os.replace(log, kept)
+    try:
+        yield
+    except BaseException:
+        if kept.is_file():
+            os.replace(kept, log)
+        raise
+    kept.unlink(missing_ok=True)
 
 
 def frame_log(out_dir) -> Callable[[FrameUpdate], None]:

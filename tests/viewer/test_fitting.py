@@ -140,7 +140,7 @@ def test_stopping_a_fit_keeps_the_earlier_result_and_its_log(app, three_frames, 
     assert not run.running and run.returncode == -15 and run.ended and not run.finished
     after = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # fit.npz, meshes, canonical mesh and the earlier progress log untouched
-    assert not fitting.kept_log_path(out).exists() and not out.with_name(".out.partial").exists()
+    assert not layout.fit_kept_progress_path(out).exists() and not out.with_name(".out.partial").exists()
     app.tick()
     assert app.replay is None and "stopped" in run.status()
     _reset(app)
@@ -170,8 +170,11 @@ def test_a_failed_fit_puts_the_earlier_log_back(three_frames, tmp_path):
     layout.fit_progress_path(out).write_text('{"frame": 0}\n')
     run = fitting.FitRun(fitting.FitOptions("ck", "seq", str(out)), [sys.executable, "-c", "import sys; sys.exit(3)"])
     run.start()
-    assert not layout.fit_progress_path(out).exists() and fitting.kept_log_path(out).is_file()  # set aside
+    assert not layout.fit_progress_path(out).exists() and layout.fit_kept_progress_path(out).is_file()  # set aside
     run.proc.wait()
     run.poll()
     assert run.ended and not run.finished and run.status() == "failed (exit code 3)"
-    assert layout.fit_progress_path(out).read_text() == '{"frame": 0}\n' and not fitting.kept_log_path(out).exists()
+    assert (
+        layout.fit_progress_path(out).read_text() == '{"frame": 0}\n'
+        and not layout.fit_kept_progress_path(out).exists()
+    )
