@@ -318,6 +318,23 @@ def fit_kept_progress_path(d) -> Path:
     return d.with_name(f".{d.name}.progress.kept")
 
 
+def set_aside_fit_progress(d) -> None:
+    """Before a new fit runs into d: an earlier result's progress log waits aside, so the run's
+    frames start a log of their own."""
+    if is_fit(d) and fit_progress_path(d).is_file():
+        os.replace(fit_progress_path(d), fit_kept_progress_path(d))
+
+
+def end_set_aside_fit_progress(d, completed: bool) -> None:
+    """After the run: a completed run's log is the result's (the earlier one is dropped); after a
+    failed one the earlier log comes back beside the earlier result, which is still in place."""
+    kept = fit_kept_progress_path(d)
+    if completed:
+        kept.unlink(missing_ok=True)
+    elif kept.is_file():
+        os.replace(kept, fit_progress_path(d))
+
+
 FIT_FILES = ("fit.yaml", "fit.npz", "canonical.ply")  # what makes a directory a fit result
 
 

@@ -85,16 +85,14 @@ class FitRun:
 
     # ------------------------------------------------------------------ process
     def start(self) -> None:
-        kept = layout.fit_kept_progress_path(self.out)
-        if layout.is_fit(self.out) and layout.fit_progress_path(self.out).is_file():
-            os.replace(layout.fit_progress_path(self.out), kept)  # the earlier result's log, until this run completes
+        layout.set_aside_fit_progress(self.out)  # the earlier result's log, until this run completes
         fd, log = tempfile.mkstemp(prefix="npm-fit-", suffix=".log")
         self.log_path = Path(log)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         try:
             self.proc = subprocess.Popen(self.command, stdout=fd, stderr=subprocess.STDOUT, env=env)
         except OSError:
-            self._put_back_log()
+            layout.end_set_aside_fit_progress(self.out, completed=False)
             raise
         finally:
             os.close(fd)
@@ -113,18 +111,10 @@ class FitRun:
         """Exited 0 with a complete result in --out."""
         return self.returncode == 0 and layout.is_fit(self.out)
 
-    def _put_back_log(self) -> None:
-        kept = layout.fit_kept_progress_path(self.out)
-        if kept.is_file():
-            os.replace(kept, layout.fit_progress_path(self.out))
-
     def _end(self) -> None:
         """Once the process has exited: a completed run's log is the result's; else the earlier one returns."""
         self.ended = True
-        if self.finished:
-            layout.fit_kept_progress_path(self.out).unlink(missing_ok=True)
-        else:
-            self._put_back_log()
+        layout.end_set_aside_fit_progress(self.out, completed=self.finished)
 
     # ------------------------------------------------------------------ progress
     def poll(self) -> list[dict]:

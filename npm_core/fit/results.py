@@ -6,7 +6,6 @@ Must not: name files (layout.py does) or fit.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -107,19 +106,14 @@ def write_result(
 @contextmanager
 def earlier_log_kept(out_dir) -> Iterator[None]:
     """While a new fit runs into out_dir, an earlier result's progress log waits aside
-    (layout.fit_kept_progress_path): the run's frames start a log of their own, and when the run
-    fails the earlier log comes back beside the earlier result, which is still in place. Once the
-    body completes, the new log is the result's and the earlier one is dropped."""
-    log, kept = layout.fit_progress_path(out_dir), layout.fit_kept_progress_path(out_dir)
-    if layout.is_fit(out_dir) and log.is_file():
-        os.replace(log, kept)
+    (layout.set_aside_fit_progress) and comes back if the body fails."""
+    layout.set_aside_fit_progress(out_dir)
     try:
         yield
     except BaseException:
-        if kept.is_file():
-            os.replace(kept, log)
+        layout.end_set_aside_fit_progress(out_dir, completed=False)
         raise
-    kept.unlink(missing_ok=True)
+    layout.end_set_aside_fit_progress(out_dir, completed=True)
 
 
 def frame_log(out_dir) -> Callable[[FrameUpdate], None]:
