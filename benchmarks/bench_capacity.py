@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,13 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from npm_core import evaluate, layout, metrics  # noqa: E402
-from npm_core.config import DataConfig, from_dict, to_dict  # noqa: E402
+from npm_core import evaluate, layout  # noqa: E402
+from npm_core.config import DataConfig, from_dict  # noqa: E402
 from npm_core.data import dataset  # noqa: E402
 from npm_core.mesh.extract import extract  # noqa: E402
 from npm_core.models import checkpoint as ckpt  # noqa: E402
 from npm_core.models.decoders import ShapeDecoder  # noqa: E402
-from npm_core.train import _NOT_COMPARED, TrainShapeConfig, train_shape  # noqa: E402
+from npm_core.train import TrainShapeConfig, train_shape  # noqa: E402
 
 DEV_TAILS = ["tail-height-lo-f", "tail-weight-hi-m", "tail-muscle-lo-m", "tail-age-hi-m", "tail-muscle-lo-f"]
 
@@ -80,47 +81,28 @@ def train_wider(model, ds, width, epochs, lr, decay_every, work: Path):
     cfg.epochs, cfg.lr_net, cfg.lr_codes, cfg.lr_decay_every, cfg.prior_ramp_epochs = epochs, lr, 0.0, decay_every, 0
     model_cfg = copy.deepcopy(model.config)
     model_cfg.shape.width = width
-    if ckpt.load_train_state(work, "shape") is None:  # first call: the state train_shape resumes from
-        codes = torch.nn.Parameter(model.shape_codes.clone())
-        opt = torch.optim.Adam([{"params": wide.parameters(), "lr": lr}, {"params": [codes], "lr": 0.0}])
-        ckpt.save_train_state(
-            work,
-            "shape",
-            {
-                "epoch": 0,
-                "step": 0,
-                "decoder": wide.state_dict(),
-                "codes": codes.detach(),
-                "optimizer": opt.state_dict(),
-                "rng": torch.Generator().manual_seed(0).get_state(),
-                "history": [],
-                "seconds": 0.0,
-                "train_config": {k: v for k, v in to_dict(cfg).items() if k not in _NOT_COMPARED},
-                "model_config": to_dict(model_cfg),
-            },
-        )
-    res = train_shape(ds.shape_samples(ds.split("train")), cfg, model_cfg, work, code_labels=ds.shape_code_labels())
+    res = train_shape(
+        ds.shape_samples(ds.split("train")),
+        cfg,
+        model_cfg,
+        work,
+        code_labels=ds.shape_code_labels(),
+        init_decoder=wide.state_dict(),
+        init_codes=model.shape_codes,
+    )
     if not torch.equal(res.codes, model.shape_codes):
         raise RuntimeError("the shape codes moved; the pose stage would no longer match them")
     return res
 
 
 def tail_iou(decoder, model, ds, names) -> dict:
-    index = {x["id"]: i for i, x in enumerate(ds.identities)}
-    missing = [n for n in names if n not in index]
-    if missing:
-        raise ValueError(f"identities {missing} are not in the dataset {ds.path}")
-    ids = [index[n] for n in names]
-    decoder.requires_grad_(False)
-    samples, canonical, faces = ds.shape_samples(ids), ds.canonical(ids), ds.faces()
-    out = {}
-    for k, name in enumerate(names):
-        code = evaluate.fit_shape_code(decoder, samples.points[k], samples.sdf[k], model.shape_codes.mean(0))
-        with torch.inference_mode():
-            mesh = extract(decoder.sdf_fn(code), 256)
-        out[name] = metrics.iou(canonical[k], faces, mesh.vertices.numpy(), mesh.faces.numpy(), 1_000_000, seed=k)
-        print(f"  {name}: {out[name]:.4f}", flush=True)
-    return out
+    """Identity -> IoU with `decoder` in place of the model's, as `npms eval-model` measures it."""
+    rows = evaluate.evaluate_shapes(
+        dataclasses.replace(model, shape_decoder=decoder), ds, "tail", len(names), identities=names
+    )
+    for r in rows:
+        print(f"  {r['identity']}: {r['iou']:.4f}", flush=True)
+    return {r["identity"]: r["iou"] for r in rows}
 
 
 def mesh_seconds(decoder, code, resolution, repeats=3) -> float:

@@ -101,13 +101,21 @@ def evaluate_shapes(
     chamfer_points: int = 100_000,
     progress=None,
     codes_out: dict | None = None,
+    identities: list[str] | None = None,
 ) -> list[dict]:
     """Per identity: {"identity", "iou", "chamfer_l2"} of `count` identities of `split` (tail:
     spread over the tail list); test and tail identities get an optimised code,
     training identities use their learned code. codes_out: filled with identity index -> code,
-    so the pose evaluation reuses the optimised codes."""
+    so the pose evaluation reuses the optimised codes. identities: ids of `split` to evaluate
+    instead (in that order, at most `count`)."""
     ids = ds.split(split)
-    if split == "tail":  # spread over the named extremes (ordered by phenotype), not the first ones
+    if identities is not None:  # these, by id, instead of `count` of the split
+        index = {ds.identities[i]["id"]: i for i in ids}
+        missing = [n for n in identities if n not in index]
+        if missing:
+            raise ValueError(f"identities {missing} are not in split '{split}' of {ds.path}")
+        ids = [index[n] for n in identities]
+    elif split == "tail":  # spread over the named extremes (ordered by phenotype), not the first ones
         ids = [ids[round(k)] for k in np.linspace(0, len(ids) - 1, min(count, len(ids)))]
     ids = ids[:count]
     train = ds.split("train")

@@ -141,13 +141,15 @@ def train_shape(
     code_labels: list[dict] | None = None,
     sections: dict | None = None,
     init_decoder: dict | None = None,
+    init_codes: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train f_s and one code per identity on `samples` (points [I, N, 3] canonical, sdf [I, N]).
 
     Writes <out_dir>/shape.pt (+ config.yaml, meta.yaml) at the end; resumes from the training
     state in out_dir when `resume`. code_labels: one dict per identity for meta.yaml;
     sections: extra config.yaml sections (e.g. {"data": DataConfig}); init_decoder: a state dict of
-    the same decoder (another checkpoint's) to start from instead of the default init."""
+    the same decoder (another checkpoint's) to start from instead of the default init; init_codes
+    [I, D]: codes to start from (with lr_codes 0 they stay, so a trained pose stage stays valid)."""
     cfg, model_cfg = cfg or TrainShapeConfig(), model_cfg or model_preset("fast")
     dev = torch.device(cfg.device)
     I, N, D = samples.num_shapes, samples.points.shape[1], model_cfg.shape.code_dim
@@ -157,6 +159,11 @@ def train_shape(
     decoder = ShapeDecoder(model_cfg.shape).to(dev)
     _init_from(decoder, init_decoder)
     codes = nn.Parameter((torch.randn(I, D) / D).to(dev))
+    if init_codes is not None:
+        if tuple(init_codes.shape) != (I, D):
+            raise ValueError(f"init_codes: expected [{I}, {D}] (identities, code size), got {list(init_codes.shape)}")
+        with torch.no_grad():
+            codes.copy_(init_codes)
     opt = torch.optim.Adam(
         [{"params": decoder.parameters(), "lr": cfg.lr_net}, {"params": [codes], "lr": cfg.lr_codes}]
     )

@@ -427,6 +427,23 @@ def test_eval_model_groups_tail_identities(tiny_model):
     assert poses["all held-out frames"]["frames"] == sum(groups) and max(groups) <= 3
 
 
+def test_eval_shapes_of_named_identities(tiny_model):
+    """identities= evaluates those ids of the split, in that order; an id outside the split is named."""
+    from npm_core import evaluate
+    from npm_core.models import checkpoint
+
+    ck, ds = tiny_model
+    m = checkpoint.load_model(ck)
+    names = [ds.identities[i]["id"] for i in ds.split("test")[:2]][::-1]
+    rows = evaluate.evaluate_shapes(
+        m, ds, "test", 2, resolution=32, iou_points=20000, chamfer_points=2000, identities=names
+    )
+    assert [r["identity"] for r in rows] == names
+    train_id = ds.identities[ds.split("train")[0]]["id"]
+    with pytest.raises(ValueError, match=train_id):
+        evaluate.evaluate_shapes(m, ds, "test", 1, identities=[train_id])
+
+
 def test_data_sequence_config_may_be_a_training_config(tmp_path):
     """`npms data sequence --config` reads identities from a data config or a training config's data section."""
     root = Path(cli.__file__).resolve().parents[1]

@@ -357,3 +357,19 @@ def test_init_from_another_decoder(tmp_path):
     other = ModelConfig(DecoderConfig(96, 4, 8, 4, 2), TINY.pose)
     with pytest.raises(CheckpointError, match="other sizes"):
         train_shape(spheres(), shape_cfg(epochs=1), other, init_decoder=trained.decoder.state_dict())
+
+
+def test_init_codes_stay_with_a_frozen_code_rate():
+    """init_codes: training starts from given codes; with lr_codes 0 they come back unchanged."""
+    trained = train_shape(spheres(), shape_cfg(epochs=30), TINY)
+    tuned = train_shape(
+        spheres(),
+        shape_cfg(epochs=2, lr_codes=0.0),
+        TINY,
+        init_decoder=trained.decoder.state_dict(),
+        init_codes=trained.codes,
+    )
+    assert torch.equal(tuned.codes, trained.codes)
+    assert tuned.history[0]["sdf"] < 1.5 * trained.history[-1]["sdf"]
+    with pytest.raises(ValueError, match="init_codes"):
+        train_shape(spheres(), shape_cfg(epochs=1), TINY, init_codes=trained.codes[:2])
