@@ -553,6 +553,67 @@ def cmd_train(args) -> None:
     )
 
 
+def cmd_tune_shape(args) -> None:
+    import shutil
+    from dataclasses import replace
+
+    import torch
+
+    from . import config
+    from .models import checkpoint
+    from .train import TrainShapeConfig, shape_preset, tune_shape
+
+    torch.set_num_threads(args.threads)
+    src, out = Path(args.checkpoint), Path(args.out)
+    if src.resolve() == out.resolve():
+        raise ValueError(f"--out {out}: must differ from --checkpoint (the source checkpoint is kept as it is)")
+    m = checkpoint.load_model(src)
+    data_cfg = config.from_dict(config.DataConfig, m.sections.get("data"), f"{src} data")
+    ds = _dataset(args, data_cfg, m.sections)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in (layout.checkpoint_stage_path(src, "pose"), layout.checkpoint_semantics_path(src)):
+        if path.is_file() and not (out / path.name).exists():  # the codes stay, so these stay valid
+            shutil.copyfile(path, out / (path.name + ".part"))
+            (out / (path.name + ".part")).replace(out / path.name)
+    meta_path = layout.checkpoint_meta_path(out)
+    if not meta_path.exists():  # the pose stage's entry; the shape entry is rewritten at the end
+        write_text_atomic(meta_path, layout.checkpoint_meta_path(src).read_text())
+    cfg = TrainShapeConfig(**m.sections["train_shape"]) if "train_shape" in m.sections else shape_preset("fast")
+    cfg = replace(cfg, epochs=args.epochs, lr_net=args.lr, lr_decay_every=args.decay_every)
+    sizes = {"width": args.width, "depth": args.depth, "pe_freqs": args.pe_freqs}
+    sections = {k: v for k, v in m.sections.items() if k != "train_shape"}
+    if "dataset" in sections:  # recorded relative to the checkpoint
+        sections["dataset"] = layout.relative_sequence_path(out, ds.path)
+    sections["tuned_from"] = {"checkpoint": str(src), **{k: v for k, v in sizes.items() if v}}
+    bar = {}
+
+    def progress(ev):
+        if "bar" not in bar:
+            bar["bar"] = _bar("shape decoder epochs", ev.total_epochs)
+        bar["bar"].n = ev.epoch
+        bar["bar"].set_postfix({"sdf": f"{ev.losses.get('sdf', 0):.3g}"}, refresh=True)
+
+    res = tune_shape(
+        m,
+        ds.shape_samples(ds.split("train")),
+        cfg,
+        out,
+        sizes,
+        progress,
+        code_labels=m.meta.get("shape", {}).get("codes"),
+        sections=sections,
+    )
+    if "bar" in bar:
+        bar["bar"].close()
+    before = m.meta.get("shape", {}).get("metrics", {}).get("sdf_l1_last_epoch")
+    c = res.decoder.cfg
+    print(
+        f"shape decoder {c.depth}x{c.width}, PE {c.pe_freqs}: training SDF L1 "
+        + (f"{before:.3g} -> " if before else "")
+        + f"{res.history[-1]['sdf']:.3g} in {res.seconds / 60:.1f} min, codes and pose stage kept -> {out}"
+    )
+
+
 def _progress_bar(desc):
     state = {}
 
@@ -918,6 +979,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--threads", type=threads, default=2, help=threads_help)
     t.set_defaults(fn=cmd_train)
+    ts = sub.add_parser(
+        "tune-shape",
+        help="train a checkpoint's shape decoder further, optionally grown, with its shape codes kept "
+        "(so its pose stage and semantic maps stay valid); resumes if interrupted",
+    )
+    _path_arg(ts, "--checkpoint", checkpoint_dir, required=True, help="the trained checkpoint (kept as it is)")
+    _path_arg(
+        ts,
+        "--out",
+        dir_out("checkpoint", _is_checkpoint_in_progress),
+        required=True,
+        help="the new checkpoint (new, empty, or one to resume)" + made,
+    )
+    ts.add_argument("--epochs", type=positive_int, default=20, help="epochs (default 20)")
+    ts.add_argument("--lr", type=float_in(0, above=True), default=5e-4, help="decoder rate (default 5e-4)")
+    ts.add_argument("--decay-every", type=positive_int, default=8, help="halve the rate every N epochs (default 8)")
+    ts.add_argument("--width", type=positive_int, help="grow to this many hidden units")
+    ts.add_argument("--depth", type=positive_int, help="grow to this many hidden layers")
+    ts.add_argument("--pe-freqs", type=positive_int, help="grow to this many PE frequencies")
+    _path_arg(ts, "--cache", folder_out, help="data cache root")
+    ts.add_argument("--threads", type=threads, default=2, help=threads_help)
+    ts.set_defaults(fn=cmd_tune_shape)
     e = sub.add_parser("eval-model", help="held-out identities (IoU, Chamfer-L2) and poses (vertex error)")
     _path_arg(
         e,

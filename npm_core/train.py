@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ from . import layout
 from .config import to_dict
 from .data.samples import FlowSamples, ShapeSamples
 from .models import checkpoint as ckpt
-from .models.decoders import ModelConfig, PoseDecoder, ShapeDecoder, model_preset
+from .models.decoders import ModelConfig, PoseDecoder, ShapeDecoder, grow_shape_decoder, model_preset
 from .progress import JsonlLog, ProgressEvent, ProgressFn
 
 
@@ -211,6 +211,44 @@ def train_shape(
         run.end_epoch(epoch, opt, decoder, codes, gen)
 
     return run.finish(decoder, codes, code_labels, sections, metrics={"sdf_l1_last_epoch": run.last("sdf")})
+
+
+def tune_shape(
+    model,
+    samples: ShapeSamples,
+    cfg: TrainShapeConfig,
+    out_dir=None,
+    sizes: dict | None = None,
+    progress: ProgressFn | None = None,
+    code_labels: list[dict] | None = None,
+    sections: dict | None = None,
+) -> TrainResult:
+    """Train a trained model's shape decoder further with its shape codes frozen, so its pose stage
+    (conditioned on those codes) and its semantic maps stay valid; first grown to `sizes`
+    ({"width", "depth", "pe_freqs"}; grow_shape_decoder) when given. cfg's lr_codes and prior
+    ramp are ignored (0). Resumes from out_dir like train_shape."""
+    big = grow_shape_decoder(model.shape_decoder, **(sizes or {}))
+    x = torch.rand(1, 4096, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    with torch.no_grad():
+        gap = (big(model.shape_codes[:1], x) - model.shape_decoder(model.shape_codes[:1], x)).abs().max().item()
+    if gap > 1e-5:
+        raise RuntimeError(f"the grown shape decoder differs from the trained one by {gap:.1e} before training")
+    model_cfg = ModelConfig(big.cfg, model.config.pose)
+    cfg = replace(cfg, lr_codes=0.0, prior_ramp_epochs=0)
+    res = train_shape(
+        samples,
+        cfg,
+        model_cfg,
+        out_dir,
+        progress,
+        code_labels=code_labels,
+        sections=sections,
+        init_decoder=big.state_dict(),
+        init_codes=model.shape_codes,
+    )
+    if not torch.equal(res.codes, model.shape_codes.to(res.codes.device)):
+        raise RuntimeError("the shape codes moved; the pose stage would no longer match them")
+    return res
 
 
 # ------------------------------------------------------------------- pose stage

@@ -481,3 +481,26 @@ def test_pose_codes_are_fitted_to_convergence():
     start = error(mean)
     assert start > 0.03  # 1.4 cm
     assert error(evaluate.fit_pose_codes(m.pose_decoder, s, x, y, mean)) < 1.5e-3  # 200 steps at 1e-2: 2.4e-3
+
+
+def test_tune_shape_makes_a_checkpoint_with_the_pose_stage(tiny_model, tmp_path, monkeypatch, capsys):
+    """`npms tune-shape`: the new checkpoint has the grown, further trained shape decoder, the same
+    codes, and the source's pose stage, so it poses; the source is left as it was."""
+    import torch
+
+    from npm_core.models import checkpoint
+
+    ck, ds = tiny_model
+    monkeypatch.setenv("NPM_CACHE_DIR", str(ds.path.parent.parent))
+    before = (ck / "shape.pt").read_bytes()
+    out = tmp_path / "tuned"
+    args = ["tune-shape", "--checkpoint", str(ck), "--out", str(out), "--epochs", "2", "--width", "80"]
+    assert cli.main([*args, "--threads", "1"]) == 0
+    assert "codes and pose stage kept" in capsys.readouterr().out
+    src, new = checkpoint.load_model(ck), checkpoint.load_model(out)
+    assert new.config.shape.width == 80 and torch.equal(new.shape_codes, src.shape_codes)
+    assert torch.equal(new.pose_codes, src.pose_codes) and new.pose_decoder is not None
+    assert new.sections["tuned_from"] == {"checkpoint": str(ck), "width": 80}
+    assert new.meta["pose"] == src.meta["pose"] and (ck / "shape.pt").read_bytes() == before
+    assert cli.main(["tune-shape", "--checkpoint", str(ck), "--out", str(ck)]) != 0
+    assert "must differ from --checkpoint" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from npm_core import layout
 from npm_core.data.samples import FlowSamples, ShapeSamples
 from npm_core.models import CheckpointError, DecoderConfig, ModelConfig, load_model
 from npm_core.models import checkpoint as ckpt
+from npm_core.models.decoders import ShapeDecoder
 from npm_core.progress import read_events
 from npm_core.train import TrainPoseConfig, TrainShapeConfig, pose_preset, shape_preset, train_pose, train_shape
 
@@ -373,3 +374,39 @@ def test_init_codes_stay_with_a_frozen_code_rate():
     assert tuned.history[0]["sdf"] < 1.5 * trained.history[-1]["sdf"]
     with pytest.raises(ValueError, match="init_codes"):
         train_shape(spheres(), shape_cfg(epochs=1), TINY, init_codes=trained.codes[:2])
+
+
+@pytest.mark.parametrize(
+    "sizes", [{}, {"width": 80}, {"depth": 6}, {"pe_freqs": 5}, {"width": 96, "depth": 5, "pe_freqs": 6}]
+)
+def test_grown_shape_decoder_computes_the_same(sizes):
+    """grow_shape_decoder: wider, deeper, more PE frequencies, or all three, the same SDF to float
+    rounding (batched forward and sdf_fn); shrinking is refused by name."""
+    from npm_core.models.decoders import grow_shape_decoder
+
+    torch.manual_seed(0)
+    old = ShapeDecoder(TINY.shape)
+    with torch.no_grad():  # a non-trivial function: the default output layer is near zero
+        old.out.weight.normal_(0, 0.5)
+    big = grow_shape_decoder(old, **sizes)
+    for k, v in sizes.items():
+        assert getattr(big.cfg, k) == v
+    codes, x = torch.randn(3, TINY.shape.code_dim), torch.rand(3, 500, 3) - 0.5
+    assert old(codes, x).abs().max() > 1e-2
+    assert torch.allclose(big(codes, x), old(codes, x), atol=1e-6)
+    assert torch.allclose(big.sdf_fn(codes[1])(x[1]), old.sdf_fn(codes[1])(x[1]), atol=1e-6)
+    with pytest.raises(ValueError, match="width must grow"):
+        grow_shape_decoder(old, width=TINY.shape.width, pe_freqs=TINY.shape.pe_freqs + 1)
+
+
+def test_tune_shape_keeps_the_codes_and_lowers_the_loss(tmp_path):
+    """tune_shape: the decoder (grown here) trains on while the codes stay bit-equal, and the
+    loss goes below the trained model's last epoch."""
+    from npm_core.train import tune_shape
+
+    trained = train_shape(spheres(), shape_cfg(epochs=30), TINY, tmp_path / "a")
+    m = load_model(tmp_path / "a")
+    res = tune_shape(m, spheres(), shape_cfg(epochs=10, lr_net=2e-4, lr_codes=1.0), tmp_path / "b", {"depth": 5})
+    assert torch.equal(res.codes, trained.codes)
+    assert res.decoder.cfg.depth == 5 and load_model(tmp_path / "b").config.shape.depth == 5
+    assert res.history[-1]["sdf"] < trained.history[-1]["sdf"]

@@ -171,6 +171,67 @@ class PoseDecoder(_CodeMLP):
         return self._fn(torch.cat([shape_code, pose_code], -1))
 
 
+def _pe_columns(old_freqs: int, new_freqs: int) -> list[int]:
+    """Where each PE column of `old_freqs` frequencies sits among those of `new_freqs`
+    (positional_encoding's layout: [pi x (3), sin (axis-major), cos (axis-major)])."""
+    cols = list(range(3))
+    for part in range(2):
+        base = 3 + part * 3 * new_freqs
+        cols += [base + a * new_freqs + k for a in range(3) for k in range(old_freqs)]
+    return cols
+
+
+def grow_shape_decoder(
+    old: ShapeDecoder, width: int | None = None, depth: int | None = None, pe_freqs: int | None = None
+) -> ShapeDecoder:
+    """A larger shape decoder that computes exactly what `old` computes, to train on from there
+    with the codes kept (npm_core.train.tune_shape). Old units keep their weights; new units get
+    the default init for their inputs and zero weight in every old unit and the output; new PE
+    columns weigh 0; new hidden layers are appended after the last one as identities (their
+    inputs are ReLU outputs, so ReLU(I h) = h). More PE frequencies widen the input, and the
+    layer before the skip keeps its units only if `width` grows by as much (the default)."""
+    cfg = DecoderConfig(**vars(old.cfg))
+    cfg.pe_freqs = pe_freqs or cfg.pe_freqs
+    added_inputs = 6 * (cfg.pe_freqs - old.cfg.pe_freqs)
+    cfg.width = width or old.cfg.width + added_inputs
+    cfg.depth = depth or cfg.depth
+    if cfg.pe_freqs < old.cfg.pe_freqs or cfg.depth < old.cfg.depth or cfg.width - added_inputs < old.cfg.width:
+        raise ValueError(
+            f"cannot grow a shape decoder of width {old.cfg.width}, depth {old.cfg.depth}, PE {old.cfg.pe_freqs} into "
+            f"width {cfg.width}, depth {cfg.depth}, PE {cfg.pe_freqs}: none may shrink, and the width must grow "
+            f"by the {added_inputs} new PE inputs or more"
+        )
+    new = ShapeDecoder(cfg)
+    D, pe = old.code_dim, _pe_columns(old.cfg.pe_freqs, cfg.pe_freqs)
+    with torch.no_grad():
+        for i, layer in enumerate(new.layers):
+            g_n, v_n = layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+            if i >= len(old.layers):  # appended identity
+                v_n.copy_(torch.eye(*v_n.shape))
+                g_n.fill_(1.0)
+                layer.bias.zero_()
+                continue
+            lo = old.layers[i]
+            g_o, v_o = lo.parametrizations.weight.original0, lo.parametrizations.weight.original1
+            rows = v_o.shape[0]
+            if i == 0:  # input [code, PE]
+                cols = list(range(D)) + [D + c for c in pe]
+            elif cfg.skip and i == cfg.skip:  # input [h, code, PE]
+                h_old, h_new = v_o.shape[1] - old.in_dim, v_n.shape[1] - new.in_dim
+                cols = list(range(h_old)) + [h_new + j for j in range(D)] + [h_new + D + c for c in pe]
+            else:
+                cols = list(range(v_o.shape[1]))
+            v_n[:rows] = 0.0  # old units see their old inputs only (same row norm, so the same weight)
+            v_n[:rows, cols] = v_o
+            g_n[:rows] = g_o
+            g_n[rows:] = v_n[rows:].norm(dim=1, keepdim=True)
+            layer.bias[:rows] = lo.bias
+        new.out.weight.zero_()
+        new.out.weight[:, : old.out.weight.shape[1]] = old.out.weight
+        new.out.bias.copy_(old.out.bias)
+    return new.eval()
+
+
 def build_decoders(cfg: ModelConfig) -> tuple[ShapeDecoder, PoseDecoder]:
     return ShapeDecoder(cfg.shape), PoseDecoder(cfg.pose, cfg.shape.code_dim)
 
