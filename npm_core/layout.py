@@ -3,7 +3,8 @@ sequence and the dataset cache, with readers of their metadata that need no torc
 
 Checkpoint <ckpt>/ (e.g. checkpoints/body-v1/)
     config.yaml          {"model": ModelConfig, + sections such as preset, data, shape_training, pose_training,
-                          domain (domain.DomainInfo), dataset (an imported dataset, relative to <ckpt>), import}
+                          domain (domain.DomainInfo), dataset (an imported dataset, relative to <ckpt>), import,
+                          tuned_from (`npms tune-shape`: the source checkpoint and any grown sizes)}
     meta.yaml            {"shape": {"num_codes", "code_dim", "codes": [{identity, phenotypes, age_years}],
                                     "metrics", "training_s"},
                           "pose":  {"num_codes", "code_dim", "codes": [{motion, frame, shape_index, identity,
