@@ -572,7 +572,9 @@ def cmd_tune_shape(args) -> None:
     ds = _dataset(args, data_cfg, m.sections)
     out.mkdir(parents=True, exist_ok=True)
     for path in (layout.checkpoint_stage_path(src, "pose"), layout.checkpoint_semantics_path(src)):
-        if path.is_file() and not (out / path.name).exists():  # the codes stay, so these stay valid
+        if (
+            path.is_file() and not (out / path.name).exists()
+        ):  # the codes stay: the pose stage holds, the maps give the same codes
             shutil.copyfile(path, out / (path.name + ".part"))
             (out / (path.name + ".part")).replace(out / path.name)
     meta_path = layout.checkpoint_meta_path(out)
@@ -612,6 +614,10 @@ def cmd_tune_shape(args) -> None:
         + (f"{before:.3g} -> " if before else "")
         + f"{res.history[-1]['sdf']:.3g} in {res.seconds / 60:.1f} min, codes and pose stage kept -> {out}"
     )
+    if layout.checkpoint_semantics_path(out).is_file():
+        print(
+            f"the semantic maps were refined through the old decoder: `npms semantics --checkpoint {out}` refines them"
+        )
 
 
 def _progress_bar(desc):
@@ -982,7 +988,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts = sub.add_parser(
         "tune-shape",
         help="train a checkpoint's shape decoder further, optionally grown, with its shape codes kept "
-        "(so its pose stage and semantic maps stay valid); resumes if interrupted",
+        "(so its pose stage stays valid; then `npms semantics` refines the copied maps); resumes if interrupted",
     )
     _path_arg(ts, "--checkpoint", checkpoint_dir, required=True, help="the trained checkpoint (kept as it is)")
     _path_arg(

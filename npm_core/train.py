@@ -224,7 +224,7 @@ def tune_shape(
     sections: dict | None = None,
 ) -> TrainResult:
     """Train a trained model's shape decoder further with its shape codes frozen, so its pose stage
-    (conditioned on those codes) and its semantic maps stay valid; first grown to `sizes`
+    (conditioned on those codes) stays valid; first grown to `sizes`
     ({"width", "depth", "pe_freqs"}; grow_shape_decoder) when given. cfg's lr_codes and prior
     ramp are ignored (0). Resumes from out_dir like train_shape."""
     big = grow_shape_decoder(model.shape_decoder, **(sizes or {}))
