@@ -504,17 +504,7 @@ def cmd_train(args) -> None:
     init = checkpoint.decoder_state(args.init_from, args.stage) if args.init_from else None
     if args.init_from:
         sections["init_from"] = str(args.init_from)
-    bar = {}
-
-    def progress(ev):
-        if "bar" not in bar:
-            bar["bar"] = _bar(f"{args.stage} epochs", ev.total_epochs)
-        b = bar["bar"]
-        b.n = ev.epoch
-        b.set_postfix(
-            {k: f"{v:.3g}" for k, v in list(ev.losses.items())[:3]} | {"pts/s": f"{ev.samples_per_s:.3g}"}, refresh=True
-        )
-
+    progress, close_bar = _epoch_bar(f"{args.stage} epochs")
     if distributed.device:
         shape_cfg, pose_cfg = (replace(c, device=distributed.device) for c in (shape_cfg, pose_cfg))
     t = time.time()
@@ -543,8 +533,7 @@ def cmd_train(args) -> None:
             sections=sections,
             init_decoder=init,
         )
-    if "bar" in bar:
-        bar["bar"].close()
+    close_bar()
     distributed.close()
     if distributed.rank != 0:
         return
@@ -571,12 +560,11 @@ def cmd_tune_shape(args) -> None:
     data_cfg = config.from_dict(config.DataConfig, m.sections.get("data"), f"{src} data")
     ds = _dataset(args, data_cfg, m.sections)
     out.mkdir(parents=True, exist_ok=True)
+    # the codes stay, so the pose stage holds and the maps give the same codes
     for path in (layout.checkpoint_stage_path(src, "pose"), layout.checkpoint_semantics_path(src)):
-        if (
-            path.is_file() and not (out / path.name).exists()
-        ):  # the codes stay: the pose stage holds, the maps give the same codes
-            shutil.copyfile(path, out / (path.name + ".part"))
-            (out / (path.name + ".part")).replace(out / path.name)
+        if path.is_file() and not (out / path.name).exists():
+            with atomic_path(out / path.name) as tmp:
+                shutil.copyfile(path, tmp)
     meta_path = layout.checkpoint_meta_path(out)
     if not meta_path.exists():  # the pose stage's entry; the shape entry is rewritten at the end
         write_text_atomic(meta_path, layout.checkpoint_meta_path(src).read_text())
@@ -587,14 +575,7 @@ def cmd_tune_shape(args) -> None:
     if "dataset" in sections:  # recorded relative to the checkpoint
         sections["dataset"] = layout.relative_sequence_path(out, ds.path)
     sections["tuned_from"] = {"checkpoint": str(src), **{k: v for k, v in sizes.items() if v}}
-    bar = {}
-
-    def progress(ev):
-        if "bar" not in bar:
-            bar["bar"] = _bar("shape decoder epochs", ev.total_epochs)
-        bar["bar"].n = ev.epoch
-        bar["bar"].set_postfix({"sdf": f"{ev.losses.get('sdf', 0):.3g}"}, refresh=True)
-
+    progress, close_bar = _epoch_bar("shape decoder epochs")
     res = tune_shape(
         m,
         ds.shape_samples(ds.split("train")),
@@ -605,8 +586,7 @@ def cmd_tune_shape(args) -> None:
         code_labels=m.meta.get("shape", {}).get("codes"),
         sections=sections,
     )
-    if "bar" in bar:
-        bar["bar"].close()
+    close_bar()
     before = m.meta.get("shape", {}).get("metrics", {}).get("sdf_l1_last_epoch")
     c = res.decoder.cfg
     print(
@@ -618,6 +598,22 @@ def cmd_tune_shape(args) -> None:
         print(
             f"the semantic maps were refined through the old decoder: `npms semantics --checkpoint {out}` refines them"
         )
+
+
+def _epoch_bar(desc):
+    """(callback for train.ProgressEvent, close): a bar over epochs with the first losses and pts/s."""
+    bar = {}
+
+    def progress(ev):
+        if "bar" not in bar:
+            bar["bar"] = _bar(desc, ev.total_epochs)
+        b = bar["bar"]
+        b.n = ev.epoch
+        b.set_postfix(
+            {k: f"{v:.3g}" for k, v in list(ev.losses.items())[:3]} | {"pts/s": f"{ev.samples_per_s:.3g}"}, refresh=True
+        )
+
+    return progress, lambda: bar["bar"].close() if "bar" in bar else None
 
 
 def _progress_bar(desc):
