@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from npm_core import bodies, config, evaluate, fit, metrics
 from npm_core.data import depth
@@ -151,8 +152,24 @@ def main():
     ap.add_argument("--out", default="benchmarks/results/fit_cpu.md")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     ap.add_argument("--no-rotation", action="store_true", help="fits without the per-frame body rotation")
+    ap.add_argument(
+        "--fit-set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="`fast` settings for every row instead of the defaults, e.g. w_shape_prior=0.1",
+    )
     args = ap.parse_args()
     base = {"use_rotation": False} if args.no_rotation else {}
+    for kv in args.fit_set:
+        key, eq, value = kv.partition("=")
+        if not eq or key not in fit.FitConfig.__dataclass_fields__:
+            ap.error(f"--fit-set {kv!r}: expected KEY=VALUE with KEY a FitConfig field (e.g. w_shape_prior=0.1)")
+        base[key] = yaml.safe_load(value)
+    try:  # types checked by name
+        config.from_dict(fit.FitConfig, config.to_dict(fit.fast_config(**base)), "--fit-set")
+    except config.ConfigError as e:
+        ap.error(str(e))
     torch.set_num_threads(args.threads)
     model = checkpoint.load_model(args.checkpoint)
     few = args.sequences[: args.ablation_sequences]

@@ -1,6 +1,7 @@
 """Fitting a depth sequence end to end on a tiny trained model (seconds, not minutes)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -366,3 +367,32 @@ def test_cli_schedule_choices_are_the_registry():
     schedule = next(a for a in sub.choices["fit"]._actions if a.dest == "schedule")
     assert sorted(schedule.choices) == sorted(fit.SCHEDULES) == ["fast", "paper"]
     assert fit.SCHEDULES["paper"].config().schedule == "paper" and fit.SCHEDULES["fast"].config().schedule == "fast"
+
+
+def test_tall_person_keeps_his_height_with_the_fast_shape_prior(tmp_path):
+    """The fast schedule's weaker shape prior (0.01, not the reference's 0.1) lets the first frame's
+    shape code leave the mean: with the shipped body-v2, a 2.0 m tail identity seen from the front
+    is fitted taller, and with a larger code, than with 0.1."""
+    from npm_core import bodies, config
+    from npm_core.mesh.extract import extract
+
+    m = checkpoint.load_model(Path(__file__).parents[1] / "checkpoints" / "body-v2")
+    ident = bodies.find_identity("tail-height-hi-m", config.from_dict(config.DataConfig, m.sections["data"]).identities)
+    cam = depth.Camera.looking_at_subject(160, 120, distance=3.0)
+    seq = depth.synthesize_sequence(tmp_path / "seq", ident.phenotypes, "walk", cam, frames=1)
+    truth = np.ptp(bodies.body_meshes(ident.phenotypes)[0][:, 1]) / m.domain.model_per_metre  # canonical height, m
+    error, norm = {}, {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for w in (0.1, fit.fast_config().w_shape_prior):
+            cfg = fit.fast_config(w_shape_prior=w, use_rotation=False, use_icp=False, init_shape_candidates=64)
+            cfg.canonical_samples, cfg.init_resolution, cfg.points_per_frame, cfg.init_candidates = 20_000, 64, 500, 16
+            s = fit.fit(m, seq, cfg).shape_code
+            height = np.ptp(extract(m.shape_decoder.sdf_fn(s), 64).vertices.numpy()[:, 1]) / m.domain.model_per_metre
+            error[w], norm[w] = abs(height - truth), s.norm().item()
+    finally:
+        torch.set_num_threads(threads)
+    assert fit.fast_config().w_shape_prior == 0.01
+    assert error[0.01] < 0.85 * error[0.1], (error, truth)
+    assert norm[0.01] > 1.5 * norm[0.1], norm

@@ -105,8 +105,10 @@ def fast_config(**kw) -> FitConfig:
       the observed points must pull fast limbs along, and a strong L_c drags them back.
     - pose prior 5e-3 (not 1e-4): with the reference weight, tracked codes drift out of the
       training distribution, where the decoder guesses.
-    - refinement with the silhouette bound and a 10x weaker shape prior (0.01): the reference's
-      0.1 shrinks the shape code; tracking keeps the 0.1 shape, which holds fast limbs better.
+    - shape prior 0.01 (not 0.1), on the first frame and in the refinement (which also uses the
+      silhouette bound): the reference's 0.1 shrinks the shape code towards the mean body, so
+      tall, heavy or thin people came out shorter and closer to average (a 2.0 m man's code
+      at 0.8x the training codes' mean norm).
     - track_bank: a frame may start from any earlier frame's code, so a limb caught in a wrong
       basin recovers when the pose comes round again.
     - the first frame decides the shape every later frame is tracked with, so it gets 4x the
@@ -118,6 +120,7 @@ def fast_config(**kw) -> FitConfig:
             "w_icp": 3.0,
             "w_temporal": 3.0,
             "w_pose_prior": 5e-3,
+            "w_shape_prior": 0.01,
             "silhouette_bound": True,
             "refine_shape_prior": 0.01,
             "refine_lr_shape": 2e-3,
