@@ -163,11 +163,11 @@ def main():
     base = {"use_rotation": False} if args.no_rotation else {}
     for kv in args.fit_set:
         key, eq, value = kv.partition("=")
-        if not eq or key not in fit.FitConfig.__dataclass_fields__:
-            ap.error(f"--fit-set {kv!r}: expected KEY=VALUE with KEY a FitConfig field (e.g. w_shape_prior=0.1)")
+        if not eq:
+            ap.error(f"--fit-set {kv!r}: expected KEY=VALUE (e.g. w_shape_prior=0.1)")
         base[key] = yaml.safe_load(value)
-    try:  # types checked by name
-        config.from_dict(fit.FitConfig, config.to_dict(fit.fast_config(**base)), "--fit-set")
+    try:  # unknown keys and wrong types, by name
+        config.from_dict(fit.FitConfig, {**config.to_dict(fit.fast_config()), **base}, "--fit-set")
     except config.ConfigError as e:
         ap.error(str(e))
     torch.set_num_threads(args.threads)
