@@ -113,6 +113,8 @@ def fast_config(**kw) -> FitConfig:
       basin recovers when the pose comes round again.
     - the first frame decides the shape every later frame is tracked with, so it gets 4x the
       initial pose candidates (128) and twice the iterations (300); the refinement uses 800 points.
+    - 60 steps per later frame (not 30): with 30, a fast limb (a jumping jack's arms on their way
+      up) falls behind for several frames; tracking is step-bound, not stuck in a wrong basin.
     The measured effect of each choice is in benchmarks/ (bench_fit.py and its results)."""
     return FitConfig(
         **{
@@ -128,6 +130,7 @@ def fast_config(**kw) -> FitConfig:
             "init_candidates": 128,
             "first_frame_iters": 300,
             "refine_points": 800,
+            "frame_iters": 60,
             **kw,
         }
     )
